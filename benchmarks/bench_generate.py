@@ -1,0 +1,76 @@
+"""Generation speed: a 3-minute song, 4 variants, 50 DDIM steps with guidance (goal: <= 10 s on a 2-core CPU).
+
+    python benchmarks/bench_generate.py [--seconds 180] [--count 4] [--steps 50] [--profile]
+
+Prints the time of each stage (audio → mel, audio encoder, DDIM, decode, post-processing) and the total.
+With --profile, prints the modules where the U-Net spends its time.
+"""
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))       # run from a checkout without installing
+
+from mug_nb import generate as G
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=180.0)
+    ap.add_argument("--count", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--cfg", type=float, default=5.0)
+    ap.add_argument("--profile", action="store_true")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+    from mug_nb.synth import synth_song
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        model = G.load_bundled()
+    kind = "random tiny (no bundled weights)" if w else "bundled"
+    n_params = sum(p.numel() for p in model.parameters())
+    wave = synth_song(seed=0, duration=a.seconds).wave
+    print(f"model: {kind}, {n_params / 1e6:.2f} M parameters; song {a.seconds:.0f} s; "
+          f"{a.count} variants, {a.steps} steps, cfg {a.cfg}; torch threads {torch.get_num_threads()}")
+
+    t = {}
+    t0 = time.perf_counter()
+    song = G.prepare_audio(wave)
+    t["audio → mel"] = time.perf_counter() - t0
+
+    calls = []
+    t1 = time.perf_counter()
+    z = G.sample_latents(model, song, {"sr": 4.0}, a.count, a.steps, a.cfg, seed=0,
+                         progress=lambda i: calls.append(time.perf_counter()))
+    t["encoder + DDIM"] = time.perf_counter() - t1
+    if calls: t["  of which first U-Net call at"] = calls[0] - t1
+    t2 = time.perf_counter()
+    notes = G.decode_notes(model, z, song.duration_ms)
+    t["VAE decode"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    for ns in notes:
+        if ns: G.postprocess(ns, snap=16, jack_interval=90)
+    t["post-processing"] = time.perf_counter() - t3
+    total = time.perf_counter() - t0
+    print(f"latent length {z.shape[-1]}, U-Net calls {len(calls)}, notes per variant {[len(n) for n in notes]}")
+    for k, v in t.items(): print(f"{k:32s} {v:7.2f} s")
+    print(f"{'TOTAL':32s} {total:7.2f} s   (goal <= 10 s) {'OK' if total <= 10 else 'SLOW'}")
+
+    if a.profile:
+        from torch.profiler import profile, ProfilerActivity
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            G.sample_latents(model, song, {"sr": 4.0}, a.count, 3, a.cfg, seed=0)
+        print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=20))
+    return total
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Tests of mug_nb.encoders: prompt embedder, MuG attention, audio encoder; names, sizes and the original's numbers."""
+import pytest
+import torch
+
+from mug_nb.encoders import (BasicTransformerBlock, BeatmapFeatureEmbedder, ContextualTransformer, CrossAttention,
+                             EncoderError, MelspectrogramScaleEncoder1D, relative_index)
+
+torch.set_num_threads(1)
+FULL_WAVE = dict(n_freq=128, middle_channels=128, attention_resolutions=[128, 256, 512], num_res_blocks=2,
+                 num_heads=8, num_groups=32, dropout=0.0, use_checkpoint=True, channel_mult=[1, 1, 1, 1, 2, 2, 2, 4, 4, 4])
+SMALL_WAVE = dict(FULL_WAVE, middle_channels=16, num_heads=4, num_groups=8)  # = compat_golden/config.yaml
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def reference_keys(ref, prefix):
+    rows = [line.split("\t") for line in (ref / "original_state_dict_keys.txt").read_text().splitlines()]
+    return [(k[len(prefix):], s) for k, s in rows if k.startswith(prefix)]
+
+
+def our_keys(module):
+    return [(k, str(list(v.shape))) for k, v in module.state_dict().items()]
+
+
+def naive_attention(att, x, context=None):
+    """The formula of the reference (§6.4), one query, head and key at a time."""
+    context = x if context is None else context
+    q, k, v = att.to_q(x), att.to_k(context), att.to_v(context)
+    B, n, _ = q.shape
+    m, h, d = k.shape[1], att.heads, att.dim_head
+    P, C, M = att.relative_position_embedding, att.C_embedding, att.position_max_embedding
+    out = torch.zeros(B, n, h * d)
+    for b in range(B):
+        for hh in range(h):
+            sl = slice(hh * d, (hh + 1) * d)
+            for i in range(n):
+                r = [min(max(j - i, -M), M) + M for j in range(m)]
+                logits = torch.stack([(q[b, i, sl] @ k[b, j, sl] + P[r[j], hh]) * d ** -0.5 for j in range(m)])
+                w = logits.softmax(0) * torch.stack([C[r[j], hh] for j in range(m)])
+                out[b, i, sl] = (w[:, None] * v[b, :, sl]).sum(0)
+    return att.to_out(out)
+
+
+def randomise(module, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+
+
+def test_embedder_size_and_shape():
+    emb = BeatmapFeatureEmbedder(128)
+    assert n_params(emb) == 42_112
+    ids = torch.randint(0, 329, (3, 21))
+    out = emb(ids.float())
+    assert out.shape == (3, 128, 21)
+    assert torch.equal(out[1, :, 4], emb.embedding.weight[ids[1, 4]])
+    with pytest.raises(EncoderError):
+        emb(torch.zeros(21, dtype=torch.long))
+
+
+def test_relative_index_clamps():
+    r = relative_index(200, 21)
+    assert r.shape == (200, 21) and r.min() == 0 and r.max() == 84
+    assert r[0, 0] == 64 and r[0, 20] == 84 and r[150, 0] == 0 and r[10, 3] == 64 - 7
+
+
+@pytest.mark.parametrize("n,m,ctx", [(9, 9, False), (70, 70, False), (5, 21, True), (90, 21, True)])
+def test_attention_matches_formula(n, m, ctx):
+    torch.manual_seed(n)
+    att = CrossAttention(16, context_dim=12 if ctx else None, heads=2, dim_head=8)
+    randomise(att)
+    x, c = torch.randn(2, n, 16), (torch.randn(2, m, 12) if ctx else None)
+    with torch.no_grad():
+        ours, ref = att(x, c), naive_attention(att, x, c)
+    assert torch.allclose(ours, ref, atol=1e-5), (ours - ref).abs().max()
+
+
+def test_attention_chunking_and_cache():
+    att = CrossAttention(16, heads=2, dim_head=8)
+    randomise(att, 1)
+    att.eval()
+    x = torch.randn(2, 50, 16)
+    with torch.inference_mode():
+        full, chunked = att(x), att(x, chunk=2 * 2 * 50 * 7)
+        assert torch.allclose(full, chunked, atol=1e-6)
+        again = att(x)
+    assert torch.equal(full, again)
+    with torch.no_grad():  # changing a table must invalidate the cached gather
+        att.C_embedding.mul_(2.0)
+    with torch.inference_mode():
+        changed = att(x)
+    assert not torch.allclose(changed, full)
+    with torch.no_grad():
+        assert torch.allclose(changed, naive_attention(att, x), atol=1e-5)
+
+
+def test_attention_gradients_reach_tables():
+    att = CrossAttention(16, heads=2, dim_head=8)
+    att(torch.randn(1, 10, 16)).sum().backward()
+    assert att.relative_position_embedding.grad is not None and att.C_embedding.grad.abs().sum() > 0
+
+
+def test_plain_cross_attention_option():
+    blk = BasicTransformerBlock(32, 4, 8, context_dim=16, cross_relative_position=False)
+    names = dict(blk.named_parameters())
+    assert "attn1.C_embedding" in names and "attn2.C_embedding" not in names
+    assert blk(torch.randn(2, 30, 32), torch.randn(2, 21, 16)).shape == (2, 30, 32)
+
+
+def test_contextual_transformer_identity_at_init_and_checkpointing():
+    ct = ContextualTransformer(64, 4, 16, context_dim=32)
+    x, c = torch.randn(2, 64, 40), torch.randn(2, 32, 21)
+    assert torch.equal(ct(x, c), x)
+    randomise(ct)
+    ct.train()
+    x.requires_grad_(True)
+    y = ct(x, c)  # checkpoint=True: recomputed in backward, same values
+    y.sum().backward()
+    ct.eval()
+    assert torch.allclose(ct(x, c), y, atol=1e-6) and x.grad is not None
+
+
+def test_wave_encoder_levels():
+    enc = MelspectrogramScaleEncoder1D(**SMALL_WAVE)
+    outs = enc(torch.randn(1, 128, 2048))
+    assert len(outs) == 10
+    assert [tuple(o.shape[1:]) for o in outs][-4:] == [(32, 32), (64, 16), (64, 8), (64, 4)]
+    with pytest.raises(EncoderError):
+        enc(torch.randn(1, 64, 2048))
+
+
+def test_full_sizes():
+    assert n_params(MelspectrogramScaleEncoder1D(**FULL_WAVE)) == 49_392_192
+
+
+def test_names_equal_original(shared_reference):
+    assert our_keys(MelspectrogramScaleEncoder1D(**FULL_WAVE)) == reference_keys(shared_reference, "model.wave_model.")
+    assert our_keys(BeatmapFeatureEmbedder(128)) == reference_keys(shared_reference, "model.cond_stage_model.")
+    ct = ContextualTransformer(256, 8, 32, context_dim=128, checkpoint=False)  # a U-Net transformer at 256 channels
+    assert our_keys(ct) == reference_keys(shared_reference, "model.unet_model.input_blocks.6.1.")
+
+
+@pytest.fixture(scope="module")
+def golden(shared_reference):
+    g = shared_reference / "compat_golden"
+    if not (g / "golden.pt").exists():
+        pytest.skip("compat_golden is not available")
+    sd = torch.load(g / "model.ckpt", weights_only=True, map_location="cpu")["state_dict"]
+    return sd, torch.load(g / "golden.pt", weights_only=True, map_location="cpu")
+
+
+def sub(sd, prefix):
+    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+
+
+def test_compat_prompt_embedding(golden):
+    sd, g = golden
+    emb = BeatmapFeatureEmbedder(32).eval()
+    emb.load_state_dict(sub(sd, "model.cond_stage_model."))
+    with torch.inference_mode():
+        assert torch.allclose(emb(g["prompt_ids"]), g["cond_out"], atol=1e-4, rtol=0)
+
+
+def test_compat_audio_encoder(golden):
+    sd, g = golden
+    enc = MelspectrogramScaleEncoder1D(**SMALL_WAVE).eval()
+    enc.load_state_dict(sub(sd, "model.wave_model."))
+    with torch.inference_mode():
+        outs = enc(g["wave_in"])
+        long = enc(torch.cat([g["wave_in"][:1]] * 4, dim=-1))[-4:]
+    assert len(outs) == len(g["wave_out"]) == 10
+    for ours, ref in zip(outs, g["wave_out"]):
+        assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-4, rtol=0), (ours - ref).abs().max()
+    for ours, ref in zip(long, g["wave_long_out_last4"]):
+        assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-4, rtol=0), (ours - ref).abs().max()

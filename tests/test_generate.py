@@ -1,0 +1,182 @@
+"""Generation: post-processing, file writing, the generate() contract, inpainting, bad input."""
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+G = pytest.importorskip("mug_nb.generate")
+from mug_nb.osu import Note, read_osu, read_osz, dumps_osu  # noqa: E402
+
+
+def grid_notes(bpm=180.0, offset=250.0, n=300, jitter=3.0, seed=0):
+    rng = np.random.default_rng(seed)
+    beat = 60000 / bpm
+    k = np.sort(rng.choice(np.arange(2 * n), n, replace=False))
+    t = offset + k * beat / 2 + rng.normal(0, jitter, n)
+    return [Note(int(round(x)), int(c), None) for x, c in zip(t, rng.integers(0, 4, n))]
+
+
+# ---------------------------------------------------------------- post-processing
+@pytest.mark.parametrize("bpm,offset", [(180.0, 250.0), (152.3, 1000.0), (240.0, 37.0)])
+def test_estimate_timing_recovers_grid(bpm, offset):
+    est_bpm, est_off = G.estimate_timing([n.time for n in grid_notes(bpm, offset)])
+    assert abs(est_bpm - bpm) < 0.3
+    beat = 60000 / est_bpm
+    assert abs(((est_off - offset) / beat * 2 + 0.5) % 1 - 0.5) * beat / 2 < 4   # on the true 1/2 grid
+
+
+def test_estimate_timing_degenerate():
+    assert G.estimate_timing([]) == (120.0, 0.0)
+    assert G.estimate_timing([500])[0] == 120.0
+
+
+def test_snap_notes_moves_onto_grid_and_keeps_far_notes():
+    tp = G.make_timing_point(100.0, 120.0)        # beat 500 ms
+    notes = [Note(596, 0, None), Note(1104, 1, 1352), Note(1370, 2, None)]
+    out = G.snap_notes(notes, [tp], max_div=4)
+    assert out[0].time == 600 and out[1].time == 1100 and out[1].end == 1350
+    assert out[2].time == 1370                     # 20 ms from any 1/4 line: untouched
+    assert G.snap_notes(notes, [tp], max_div=1)[1].time == 1104   # 1/4 not allowed
+
+
+def test_remove_minijacks_rules():
+    # a final jack (nothing follows) is kept
+    assert G.remove_minijacks([Note(0, 0), Note(50, 0)]) == [Note(0, 0), Note(50, 0)]
+    # otherwise the current note moves to the other finger of the same hand
+    out = G.remove_minijacks([Note(0, 0), Note(50, 0), Note(200, 3)])
+    assert sorted(n.column for n in out) == [0, 1, 3] and len(out) == 3
+    # no free column: one note is removed
+    busy = [Note(0, c) for c in range(4)] + [Note(50, 0), Note(50, 1), Note(50, 2), Note(50, 3), Note(300, 0)]
+    out = G.remove_minijacks(busy)
+    assert len(out) < len(busy) and G.minijack_count(out) < G.minijack_count(busy)
+
+
+def test_remove_minijacks_reduces_count_on_dense_chart():
+    rng = np.random.default_rng(1)
+    notes = [Note(int(t), int(c)) for t, c in zip(np.sort(rng.integers(0, 30000, 800)), rng.integers(0, 4, 800))]
+    out = G.remove_minijacks(notes, 90)
+    assert G.minijack_count(out, 90) < 0.1 * G.minijack_count(notes, 90)
+    assert all(0 <= n.column < 4 for n in out)
+
+
+def test_timing_points_from_beats_tempo_change():
+    beats = np.r_[np.arange(0, 10000, 500.0), 10000 + np.arange(0, 10000, 400.0)]
+    tps = G.timing_points_from_beats(beats)
+    assert [round(tp.bpm) for tp in tps] == [120, 150]
+    with pytest.raises(G.GenerateError):
+        G.timing_points_from_beats([0, 500])
+
+
+def test_postprocess_single_timing_point_and_no_minijacks_left():
+    notes, tps = G.postprocess(grid_notes(), snap=16, jack_interval=90)
+    assert len(tps) == 1 and abs(tps[0].bpm - 180) < 0.3
+    assert notes == sorted(notes, key=lambda n: (n.time, n.column))
+
+
+def test_make_beatmap_template_and_ai_tags():
+    bm = G.make_beatmap(grid_notes(n=20), [G.make_timing_point(0, 120)], title="T", artist="A", prompt="sr=4")
+    back = read_osu(dumps_osu(bm))
+    assert back.metadata["AIPrompt"] == "sr=4" and back.metadata["AIMode"].startswith("mug_nb")
+    assert back.general["Mode"] == "3" and back.key_count == 4 and len(back.notes) == 20
+
+
+def test_unique_path_never_overwrites(tmp_path):
+    p = tmp_path / "a.osz"
+    assert G.unique_path(p) == p
+    p.write_text("x")
+    q = G.unique_path(p); q.write_text("y")
+    r = G.unique_path(p)
+    assert len({p, q, r}) == 3 and r.name == "a (3).osz"
+
+
+def test_latent_length_rule():
+    assert G.latent_length(32768) == 544
+    assert [G.latent_length(n) for n in (1, 2047, 2048, 4095)] == [32, 32, 64, 64]
+
+
+# ---------------------------------------------------------------- the model side
+@pytest.fixture(scope="module")
+def model():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return G.load_bundled()
+
+
+@pytest.fixture(scope="module")
+def song_file(tmp_path_factory):
+    import soundfile as sf
+    from mug_nb.synth import synth_song
+    s = synth_song(seed=2, duration=14.0)
+    p = tmp_path_factory.mktemp("song") / "song.wav"
+    sf.write(p, s.wave, s.sr)
+    return p
+
+
+def test_generate_same_seed_same_charts(model, song_file):
+    a = G.generate(song_file, {"sr": 3.0}, count=2, steps=4, seed=11, model=model)
+    b = G.generate(song_file, {"sr": 3.0}, count=2, steps=4, seed=11, model=model)
+    assert len(a) == 2 and [x.notes for x in a] == [x.notes for x in b]
+    assert "seed=11" in a[0].metadata["AIPrompt"]
+    # variant i is seeded with seed + i
+    c = G.generate(song_file, {"sr": 3.0}, count=1, steps=4, seed=12, model=model)
+    assert c[0].notes == a[1].notes
+
+
+def test_generate_to_files_reads_back_with_rosu(model, song_file, tmp_path):
+    import rosu_pp_py as rosu
+    paths = G.generate_to_files(song_file, tmp_path, {"sr": 3.0}, count=2, steps=4, seed=1, model=model)
+    again = G.generate_to_files(song_file, tmp_path, {"sr": 3.0}, count=2, steps=4, seed=1, model=model)
+    assert len(set(paths) | set(again)) == 4 and all(p.suffix == ".osz" for p in paths)
+    arc = read_osz(paths[0])
+    assert list(arc.audio.values()) == [song_file.read_bytes()]          # original bytes, no re-encoding
+    (name, bm), = arc.charts.items()
+    assert bm.audio_filename in arc.audio
+    text = dumps_osu(bm)
+    if bm.notes:
+        attrs = rosu.Difficulty().calculate(rosu.Beatmap(content=text))
+        assert attrs.stars >= 0
+    assert paths[0].with_suffix(".png").exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "garbage", "silent", "prompt", "folder-empty"])
+def test_bad_input_is_one_line_generate_error(case, model, song_file, tmp_path):
+    import soundfile as sf
+    audio, prompt = song_file, {"sr": 3.0}
+    if case == "missing": audio = tmp_path / "nope.ogg"
+    elif case == "garbage": audio = tmp_path / "bad.ogg"; audio.write_bytes(b"not audio at all" * 100)
+    elif case == "silent": audio = tmp_path / "silent.wav"; sf.write(audio, np.zeros(22050 * 3, np.float32), 22050)
+    elif case == "prompt": prompt = {"sr": 99}
+    elif case == "folder-empty": audio = tmp_path / "empty"; audio.mkdir()
+    with pytest.raises(G.GenerateError) as e:
+        G.generate_to_files(audio, tmp_path / "out", prompt, count=1, steps=2, seed=1, model=model)
+    assert isinstance(e.value, ValueError) and "\n" not in str(e.value) and str(e.value)
+
+
+def test_inpaint_keeps_notes_outside_range(model, song_file, tmp_path):
+    from mug_nb.osu import write_osu
+    rng = np.random.default_rng(0)
+    notes = sorted({Note(int(t), int(c)) for t, c in zip(rng.integers(0, 13000, 120), rng.integers(0, 4, 120))},
+                   key=lambda n: (n.time, n.column))
+    notes.append(Note(3000, 0, 8000)) if not any(n.column == 0 and 3000 <= n.time <= 8000 for n in notes) else None
+    bm = G.make_beatmap(notes, [G.make_timing_point(0, 150)], title="song", audio_filename="song.wav")
+    out = G.inpaint(bm, song_file, 5000, 9000, {"sr": 3.0}, steps=4, seed=3, model=model)
+    outside = lambda ns: [n for n in ns if not 5000 <= n.time < 9000]
+    assert outside(out.notes) == outside(sorted(notes, key=lambda n: (n.time, n.column)))
+    assert all(not (5000 <= n.time < 9000) or n.end is None or n.end < 9000 for n in out.notes)
+    assert "inpainted" in out.metadata["Version"]
+    src = write_osu(bm, tmp_path / "c.osu")
+    p = G.inpaint_to_file(src, song_file, 5000, 9000, prompt={"sr": 3.0}, steps=4, seed=3, model=model)
+    assert p != src and p.exists() and outside(read_osu(p).notes) == outside(read_osu(src).notes)
+
+
+def test_invert_chart(tmp_path):
+    pytest.importorskip("mug_nb.features")
+    from mug_nb.osu import write_osu
+    bm = G.make_beatmap(grid_notes(n=200), [G.make_timing_point(250, 180)], title="t")
+    p = write_osu(bm, tmp_path / "c.osu")
+    prompt = G.invert_chart(p)
+    assert isinstance(prompt, dict) and prompt
+    with pytest.raises(G.GenerateError):
+        G.invert_chart(tmp_path / "missing.osu")

@@ -1,0 +1,289 @@
+"""Tests of `mug_nb.osu`: reading, writing, archives and errors (peer-data checks skip when absent)."""
+import csv
+import random
+import string
+import zipfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mug_nb.osu import (Beatmap, BadArchiveError, KeyCountError, MissingSectionError, Note, OsuError,
+                        OsuSyntaxError, TimingPoint, UnsafeArchiveError, WrongModeError, column_of, dumps_osu,
+                        extract_osz, lane_x, read_osu, read_osz, write_osu, write_osz)
+
+TINY = """osu file format v14
+
+[General]
+AudioFilename: audio.ogg
+Mode: 3
+
+[Metadata]
+Title:Tiny
+TitleUnicode:タイニー
+
+[Difficulty]
+CircleSize:4
+SliderMultiplier:1.4
+
+[TimingPoints]
+1000,500,4,2,0,60,1,0
+
+[HitObjects]
+64,192,1000,1,0,0:0:0:0:
+192,192,1500,128,0,2250:0:0:0:0:
+"""
+
+
+def _peer_rows(peer_data):
+    return list(csv.DictReader(open(peer_data / "reference/maps.csv", encoding="utf-8")))
+
+
+# ---------------------------------------------------------------- basics
+
+def test_tiny_reads():
+    bm = read_osu(TINY)
+    assert isinstance(bm, Beatmap) and bm.key_count == 4
+    assert bm.notes == [Note(1000, 0), Note(1500, 1, 2250)]
+    assert bm.n_holds == 1 and bm.n_taps == 1 and bm.audio_filename == "audio.ogg"
+    assert bm.metadata["TitleUnicode"] == "タイニー"
+    assert bm.bpm_range() == (120.0, 120.0) and bm.duration_ms == 1250
+
+
+def test_bom_crlf_bytes_and_path(tmp_path):
+    data = ("\ufeff" + TINY).replace("\n", "\r\n").encode("utf-8")
+    p = tmp_path / "chart.osu"
+    p.write_bytes(data)
+    for src in (data, p, str(p), data.decode("utf-8")):
+        bm = read_osu(src)
+        assert bm.notes == [Note(1000, 0), Note(1500, 1, 2250)] and bm.metadata["Title"] == "Tiny"
+    assert read_osu(p).path == p
+
+
+def test_columns_like_osu():
+    assert [column_of(x, 4) for x in (0, 127, 128, 255, 256, 383, 384, 511)] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert column_of(-5, 4) == 0 and column_of(9999, 4) == 3 and column_of(511.9, 7) == 6
+    # osu!: floor(x*K/512); the original MuG used x // int(512/K), which differs at 7K
+    assert column_of(438, 7) == 5  # 438 // 73 == 6 would be wrong
+    for k in range(1, 19):
+        assert [column_of(lane_x(c, k), k) for c in range(k)] == list(range(k))
+
+
+def test_key_count_default_and_limits():
+    no_diff = "osu file format v14\n[General]\nMode: 3\n[HitObjects]\n444,320,1000,5,2,0:0:0:0:\n"
+    bm = read_osu(no_diff)
+    assert bm.key_count == 5 and bm.notes == [Note(1000, 4)]
+    with pytest.raises(KeyCountError):
+        read_osu(TINY.replace("CircleSize:4", "CircleSize:40"))
+    with pytest.raises(KeyCountError):
+        read_osu(TINY.replace("CircleSize:4", "CircleSize:four"))
+
+
+def test_slider_and_spinner_become_holds():
+    text = TINY.replace("1000,500,4,2,0,60,1,0", "1000,500,4,2,0,60,1,0\n3000,-50,4,2,0,60,0,0") + (
+        "320,192,2000,2,0,L|320:100,1,70\n"      # 70 px at 140 px/beat = 250 ms
+        "320,192,3000,2,0,L|320:100,2,70\n"      # 2 slides under a 2x green line: 2*70/140*500*0.5
+        "256,192,4000,12,0,4500,0:0:0:0:\n")     # spinner
+    notes = read_osu(text).notes
+    assert Note(2000, 2, 2250) in notes and Note(3000, 2, 3250) in notes and Note(4000, 2, 4500) in notes
+
+
+def test_slider_end_rounding_matches_osu(peer_data):
+    # values from ppy/osu's expected conversion of 4869637.osu (Mania.Tests/Resources/Testing/Beatmaps)
+    notes = {n.time: n for n in read_osu(peer_data / "maps/ppy-osu/4869637.osu").notes if n.end}
+    assert notes[11783].end == 15116   # spinner
+    assert notes[15116].end == 15235 and notes[16545].end == 16783
+    assert notes[17021].end == 17259 and notes[24641].end == 24879
+    # 3 slides of 140 px at SliderMultiplier 1: 2499.9999999999995 in osu!'s double arithmetic
+    assert read_osu(peer_data / "maps/ppy-osu/mania-slider.osu").notes == [Note(500, 2, 2499)]
+
+
+def test_old_format_offset():
+    old = TINY.replace("osu file format v14", "osu file format v4")
+    bm = read_osu(old)
+    assert bm.notes[0].time == 1024 and bm.timing_points[0].time == 1024  # osu!'s +24 ms for < v5
+    assert read_osu(dumps_osu(bm)).notes == bm.notes
+
+
+# ---------------------------------------------------------------- errors
+
+def test_errors_name_file_and_line(tmp_path):
+    p = tmp_path / "bad.osu"
+    p.write_text(TINY.replace("192,192,1500,128,0,2250:0:0:0:0:", "192,192,1500,128,0"), encoding="utf-8")
+    with pytest.raises(OsuSyntaxError) as e:
+        read_osu(p)
+    assert e.value.line_no == 20 and "bad.osu" in str(e.value) and "line 20" in str(e.value)
+    assert "end time" in str(e.value)
+    with pytest.raises(OsuSyntaxError, match="line 16"):
+        read_osu(TINY.replace("1000,500,4,2,0,60,1,0", "1000;500"))
+    with pytest.raises(OsuSyntaxError, match="object type"):
+        read_osu(TINY.replace("64,192,1000,1,", "64,192,1000,4,"))
+    with pytest.raises(OsuSyntaxError, match="UTF-8"):
+        read_osu(TINY.encode("utf-8") + b"\xff\xfe")
+
+
+def test_missing_section_and_wrong_mode():
+    with pytest.raises(MissingSectionError, match=r"\[General\]"):
+        read_osu("osu file format v14\n[Metadata]\nTitle:x\n")
+    with pytest.raises(WrongModeError, match="not an osu!mania chart"):
+        read_osu(TINY.replace("Mode: 3", "Mode: 1"))
+    assert all(issubclass(c, ValueError) for c in (OsuError, WrongModeError, UnsafeArchiveError))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(OsuError, match="cannot read"):
+        read_osu(tmp_path / "nope.osu")
+
+
+# ---------------------------------------------------------------- writing
+
+def test_write_read_roundtrip_tiny(tmp_path):
+    bm = read_osu(TINY)
+    p = write_osu(bm, tmp_path / "out.osu")
+    again = read_osu(p)
+    assert again.notes == bm.notes and again.timing_points == bm.timing_points
+    assert again.general == bm.general and again.metadata == bm.metadata and again.difficulty == bm.difficulty
+    assert ",128,0,2250:" in p.read_text(encoding="utf-8")
+
+
+def test_samples_read_and_roundtrip(samples):
+    charts = sorted((samples / "charts").glob("*.osu"))
+    assert len(charts) >= 2
+    holds = 0
+    for p in charts:
+        bm = read_osu(p)
+        assert bm.key_count == 4 and bm.n_notes > 20
+        holds += bm.n_holds
+        assert read_osu(dumps_osu(bm)).notes == bm.notes
+    assert holds > 0
+
+
+# ---------------------------------------------------------------- peer data: all 104 files
+
+def test_peer_maps_match_reference(peer_data):
+    rows = _peer_rows(peer_data)
+    assert len(rows) == 104
+    bad = []
+    for r in rows:
+        bm = read_osu(peer_data / r["file"])
+        got = (bm.key_count, bm.n_notes, bm.n_holds)
+        want = (int(r["keys"]), int(r["n_objects"]), int(r["n_ln"]))
+        if got != want:
+            bad.append((r["file"], got, want))
+        if r["bpm_min"]:
+            lo, hi = bm.bpm_range()
+            assert abs(lo - float(r["bpm_min"])) < 1e-2 and abs(hi - float(r["bpm_max"])) < 1e-2, r["file"]
+        if r["first_ms"]:
+            assert bm.first_ms == float(r["first_ms"]), r["file"]
+    assert not bad, bad
+
+
+def test_peer_maps_roundtrip(peer_data, tmp_path):
+    for i, r in enumerate(_peer_rows(peer_data)):
+        bm = read_osu(peer_data / r["file"])
+        again = read_osu(write_osu(bm, tmp_path / f"{i}.osu"))
+        assert again.notes == bm.notes, r["file"]
+        assert again.timing_points == bm.timing_points, r["file"]
+        assert (again.general, again.metadata, again.difficulty) == (bm.general, bm.metadata, bm.difficulty)
+        assert again.key_count == bm.key_count and again.events == bm.events
+
+
+def test_welcome_osz_is_not_mania(peer_data):
+    with pytest.raises(WrongModeError, match="not an osu!mania chart"):
+        read_osz(peer_data / "audio/osu-resources/welcome.osz")
+
+
+# ---------------------------------------------------------------- archives
+
+def test_osz_roundtrip_and_extract(tmp_path):
+    bm = read_osu(TINY)
+    p = write_osz(tmp_path / "a.osz", {"Tiny [4K].osu": bm}, {"audio.ogg": b"OggS..."}, {"bg.jpg": b"jpg"})
+    arc = read_osz(p)
+    assert arc.charts["Tiny [4K].osu"].notes == bm.notes and arc.audio == {"audio.ogg": b"OggS..."}
+    assert arc.other == {"bg.jpg": b"jpg"}
+    files = extract_osz(p, tmp_path / "out")
+    assert sorted(f.name for f in files) == ["Tiny [4K].osu", "audio.ogg", "bg.jpg"]
+    with pytest.raises(FileExistsError):
+        write_osz(p, {"x.osu": bm})
+    with pytest.raises(FileExistsError):
+        extract_osz(p, tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/x", "a/../../x", "..\\..\\x", "C:/x", "C:\\x"])
+def test_unsafe_archive_refused(tmp_path, name):
+    p = tmp_path / "evil.osz"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("ok.osu", TINY)
+        z.writestr(name, b"gotcha")
+    with pytest.raises(UnsafeArchiveError):
+        read_osz(p)
+    with pytest.raises(UnsafeArchiveError):
+        extract_osz(p, tmp_path / "target")
+    assert not (tmp_path / "target").exists() or not any((tmp_path / "target").rglob("*"))
+    assert not (tmp_path.parent / "x").exists()
+
+
+def test_bad_archives(tmp_path):
+    p = tmp_path / "junk.osz"
+    p.write_bytes(b"this is not a zip")
+    with pytest.raises(BadArchiveError):
+        read_osz(p)
+    with zipfile.ZipFile(tmp_path / "empty.osz", "w") as z:
+        z.writestr("readme.txt", "no charts")
+    with pytest.raises(BadArchiveError, match="at least one .osu"):
+        read_osz(tmp_path / "empty.osz")
+
+
+# ---------------------------------------------------------------- fuzzing: OsuError or a Beatmap, nothing else
+
+_LINES = TINY.splitlines() + [
+    "[HitObjects]", "[TimingPoints]", "[General]", "[Difficulty]", "Mode: 3", "Mode: 0", "CircleSize:7",
+    "CircleSize:0", "CircleSize:nan", "SliderMultiplier:0", "SliderMultiplier:inf",
+    "256,192,500,2,0,L|256:100,3,140", "256,192,500,2,0,L|x:y", "256,192,500,2,0,B|1:2|3:4,2",
+    "256,192,500,12,0,600", "1,1,1e400,1,0", "1,1,nan,128,0,5:", "-3,1,-1,128,0,-9:0", "1e9,1,1,1,0",
+    "0,-1e-300", "0,nan,4,1,1,1,1,0", "0,500,0,0,0,0,0,0", "0,1e308", "osu file format v3", "osu file format v99999",
+    "//comment", "", "[", "]", "[Colours]", "Combo1 : 1,2,3", ":", ",,,,", "x", "\ufeff", "\x00",
+]
+
+
+@st.composite
+def osu_texts(draw):
+    kind = draw(st.sampled_from(["mutate", "lines", "random"]))
+    if kind == "random":
+        return draw(st.text(alphabet=st.characters(codec="utf-8"), max_size=300))
+    if kind == "lines":
+        return "\n".join(draw(st.lists(st.sampled_from(_LINES), max_size=30)))
+    lines = TINY.splitlines()
+    for _ in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from(["delete", "insert", "edit", "swap", "chars"]))
+        i = draw(st.integers(0, max(len(lines) - 1, 0)))
+        if op == "delete" and lines:
+            del lines[i]
+        elif op == "insert":
+            lines.insert(i, draw(st.sampled_from(_LINES)))
+        elif op == "swap" and len(lines) > 1:
+            j = draw(st.integers(0, len(lines) - 1))
+            lines[i], lines[j] = lines[j], lines[i]
+        elif op == "chars" and lines:
+            s = lines[i]
+            k = draw(st.integers(0, len(s)))
+            lines[i] = s[:k] + draw(st.text(alphabet=string.printable + "é\u3000", max_size=4)) + s[k + 1:]
+        elif lines:  # replace one comma field with a strange value
+            parts = lines[i].split(",")
+            j = draw(st.integers(0, len(parts) - 1))
+            parts[j] = draw(st.sampled_from(["", "-1", "1e999", "nan", "0x10", "9" * 30, "1.5", "abc", " 3 "]))
+            lines[i] = ",".join(parts)
+    sep = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    return sep.join(lines)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(osu_texts(), st.booleans())
+def test_fuzz_read_osu_only_raises_osu_error(text, as_bytes):
+    try:
+        bm = read_osu(text.encode("utf-8", "surrogatepass") if as_bytes else text, source="<fuzz>")
+    except OsuError:
+        return
+    assert isinstance(bm, Beatmap)
+    # whatever reads must also write and read back to the same notes
+    assert read_osu(dumps_osu(bm)).notes == bm.notes
