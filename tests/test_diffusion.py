@@ -1,0 +1,130 @@
+"""Schedules, q_sample, losses and samplers, checked against closed forms and the original's numbers."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mug_nb.diffusion import (make_beta_schedule, schedule_buffers, Schedule, q_sample, snr, diffusion_loss,
+                              elementwise_loss, v_target, eps_from_v, ddim_timesteps, ddim_parameters, ddim_sample,
+                              ddpm_sample, schedule_point, noised_view, DiffusionError, SCHEDULE_BUFFERS, _extract)
+
+torch.set_num_threads(1)
+S = Schedule()
+
+
+class Gauss(nn.Module):
+    "Optimal eps for x0 ~ N(0, s^2); s from the condition when given."
+    def __init__(self, s=0.5): super().__init__(); self.s = s
+    def forward(self, x, t, c=None, w=None):
+        a = _extract(S.alphas_cumprod, t, x)
+        s2 = self.s ** 2 if c is None else c[:, :, None] ** 2
+        return (1 - a).sqrt() * x / (a * s2 + 1 - a)
+
+
+def test_linear_schedule_matches_ldm():
+    b = make_beta_schedule("linear", 1000)
+    assert b.dtype == np.float64 and np.isclose(b[0], 1e-4) and np.isclose(b[-1], 0.02)
+    assert np.allclose(np.sqrt(b), np.linspace(0.01, np.sqrt(0.02), 1000))
+    buf = schedule_buffers(b)
+    assert list(buf) == list(SCHEDULE_BUFFERS) and all(v.dtype == torch.float32 for v in buf.values())
+    assert torch.allclose(buf["alphas_cumprod"], torch.tensor(np.cumprod(1 - b), dtype=torch.float32))
+    with pytest.raises(DiffusionError):
+        make_beta_schedule("quadratic")
+
+
+def test_golden_buffers(shared_reference):
+    g = torch.load(shared_reference / "compat_golden" / "golden.pt", weights_only=True)
+    buf = schedule_buffers(make_beta_schedule("linear", 1000))
+    for k in ("betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod"):
+        assert torch.equal(buf[k], g["ddpm_" + k]), k
+    p = ddim_parameters(buf["alphas_cumprod"], ddim_timesteps(10), 0.0)
+    assert torch.equal(torch.as_tensor(p["timesteps"]), g["ddim_timesteps"])
+    assert torch.equal(p["alphas"], g["ddim_alphas"])
+    assert np.array_equal(p["alphas_prev"], g["ddim_alphas_prev"].numpy())
+    assert torch.allclose(p["sqrt_one_minus_alphas"], g["ddim_sqrt_one_minus_alphas"])
+
+
+def test_q_sample_statistics():
+    x0 = torch.full((4000, 1, 1), 2.0)
+    t = torch.full((4000,), 500)
+    xt = q_sample(S, x0, t)
+    a = S.alphas_cumprod[500]
+    assert abs(xt.mean() - 2 * a.sqrt()) < 0.05 and abs(xt.std() - (1 - a).sqrt()) < 0.05
+    assert torch.allclose(q_sample(S, x0[:2], torch.tensor([0, 0]), torch.zeros(2, 1, 1)), x0[:2], atol=1e-3)
+
+
+def test_v_parameterisation_roundtrip():
+    x0, eps, t = torch.randn(3, 4, 8), torch.randn(3, 4, 8), torch.tensor([1, 500, 999])
+    xt = q_sample(S, x0, t, eps)
+    assert torch.allclose(eps_from_v(S, xt, v_target(S, x0, eps, t), t), eps, atol=1e-4)
+
+
+def test_smooth_l1_loss_definition():
+    d = torch.tensor([0.0, 0.01, 0.5])
+    l = elementwise_loss(d, torch.zeros(3))
+    assert torch.allclose(l, torch.tensor([0.01, 0.5 * 0.01 ** 2 / 0.02 + 0.01, 0.5 - 0.01 + 0.01]))
+
+
+def test_loss_prefers_the_optimal_denoiser_and_has_grads():
+    torch.manual_seed(0)
+    x0 = 0.5 * torch.randn(64, 4, 16)
+    t, noise = torch.randint(0, 1000, (64,)), torch.randn(64, 4, 16)
+    good, _ = diffusion_loss(Gauss(0.5), x0, None, None, t=t, noise=noise, sched=S, loss_type="l2")
+    bad, _ = diffusion_loss(Gauss(3.0), x0, None, None, t=t, noise=noise, sched=S, loss_type="l2")
+    assert good < bad
+    lin = nn.Conv1d(4, 4, 1)
+    loss, logs = diffusion_loss(lambda x, t, c, w: lin(x), x0, None, None, sched=S, parameterization="v")
+    loss.backward()
+    assert lin.weight.grad is not None and set(logs) >= {"loss", "mae", "mse"}
+    mask = torch.zeros(64, 16); mask[:, :8] = 1
+    l1, _ = diffusion_loss(lambda x, t, c, w: lin(x), x0, None, None, t=t, noise=noise, sched=S, mask=mask)
+    assert torch.isfinite(l1)
+    with pytest.raises(DiffusionError):
+        diffusion_loss(Gauss(), x0, None, None, sched=S, parameterization="score")
+
+
+def test_ddim_timesteps_quirks():
+    assert list(ddim_timesteps(10)) == [1, 101, 201, 301, 401, 501, 601, 701, 801, 901]
+    assert len(ddim_timesteps(30)) == 31 and len(ddim_timesteps(150)) == 167 and len(ddim_timesteps(70)) == 72
+    assert ddim_timesteps(50)[-1] == 981
+    with pytest.raises(DiffusionError):
+        ddim_timesteps(0)
+
+
+def test_ddim_samples_the_gaussian_and_is_deterministic():
+    g = torch.Generator().manual_seed(0)
+    xT = torch.randn(16, 8, 32, generator=g)
+    x, inter = ddim_sample(Gauss(0.5), xT.shape, None, None, 50, sched=S, x_T=xT, return_intermediates=True)
+    assert abs(x.std().item() - 0.5) < 0.03
+    assert len(inter["x_inter"]) == 51 and len(inter["pred_x0"]) == 51 and inter["x_inter"][0] is not None
+    assert torch.equal(ddim_sample(Gauss(0.5), xT.shape, None, None, 50, sched=S, x_T=xT), x)
+    # eta > 0 draws noise but still lands on the right distribution
+    x2 = ddim_sample(Gauss(0.5), xT.shape, None, None, 50, sched=S, x_T=xT, eta=1.0, generator=g)
+    assert abs(x2.std().item() - 0.5) < 0.05 and not torch.allclose(x2, x)
+
+
+def test_guidance_formula():
+    c, uc = torch.full((8, 1), 0.5), torch.full((8, 1), 1.0)
+    xT = torch.randn(8, 4, 16, generator=torch.Generator().manual_seed(1))
+    one = ddim_sample(Gauss(), xT.shape, c, None, 10, cfg_scale=1.0, uc=uc, sched=S, x_T=xT)
+    cond = ddim_sample(Gauss(), xT.shape, c, None, 10, sched=S, x_T=xT)
+    assert torch.allclose(one, cond)
+    s3 = ddim_sample(Gauss(), xT.shape, c, None, 10, cfg_scale=3.0, uc=uc, sched=S, x_T=xT)
+    assert s3.std() < cond.std()
+
+
+def test_ddpm_sampler():
+    x = ddpm_sample(Gauss(0.5), (8, 8, 32), None, None, sched=S, generator=torch.Generator().manual_seed(0))
+    assert abs(x.std().item() - 0.5) < 0.05
+
+
+def test_widget_logic():
+    p = schedule_point("linear", 999)
+    assert p["alpha_bar"] < 1e-3 and p["snr"] < 1e-3 and len(p["curve"]) == 1000
+    assert schedule_point("cosine", 0)["alpha_bar"] > 0.99
+    v = noised_view(torch.ones(4, 32), "linear", 0, decode=lambda z: z * 2)
+    assert torch.allclose(v["x_t"], torch.ones(4, 32), atol=0.05) and v["decoded"].shape == (4, 32)
+    assert torch.equal(noised_view(torch.ones(4, 32), "linear", 500, seed=3)["x_t"],
+                       noised_view(torch.ones(4, 32), "linear", 500, seed=3)["x_t"])
+    with pytest.raises(DiffusionError):
+        schedule_point("linear", 1000)

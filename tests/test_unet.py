@@ -1,0 +1,82 @@
+"""U-Net: module tree, zero init, audio routing, causality of S4 not required, parameter counts."""
+import pytest
+import torch
+
+from mug_nb.unet import UNetModel, UNetError, timestep_embedding, TimestepResBlock, parameter_table, AudioConcatBlock
+
+torch.set_num_threads(1)
+SMALL = dict(model_channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, num_heads=4, context_dim=32,
+             audio_channels=(32, 32, 32, 32), attention_resolutions=(8,), s4_mode="exact")
+
+
+def audio(B, L, chans):
+    return [torch.randn(B, c, L // 2 ** i) for i, c in enumerate(chans)]
+
+
+def test_timestep_embedding_cos_first():
+    e = timestep_embedding(torch.tensor([0, 5]), 128)
+    assert torch.allclose(e[0, :64], torch.ones(64)) and torch.allclose(e[0, 64:], torch.zeros(64))
+    assert torch.isclose(e[1, 0], torch.cos(torch.tensor(5.0))) and torch.isclose(e[1, 64], torch.sin(torch.tensor(5.0)))
+
+
+def test_zero_init_and_shapes():
+    torch.manual_seed(0)
+    u = UNetModel(**SMALL)
+    x = torch.randn(2, 16, 64)
+    eps = u(x, torch.tensor([1, 999]), torch.randn(2, 32, 21), *audio(2, 64, SMALL["audio_channels"]))
+    assert eps.shape == x.shape and eps.abs().max() == 0
+
+
+def test_output_depends_on_inputs_once_trained_weights_nonzero():
+    torch.manual_seed(1)
+    u = UNetModel(**SMALL).eval()
+    for n, p in u.named_parameters():
+        if p.abs().sum() == 0 and p.ndim > 1:
+            torch.nn.init.normal_(p, std=0.02)
+    x, c, w = torch.randn(1, 16, 64), torch.randn(1, 32, 21), audio(1, 64, SMALL["audio_channels"])
+    with torch.no_grad():
+        base = u(x, torch.tensor([10]), c, *w)
+        assert (u(x, torch.tensor([900]), c, *w) - base).abs().max() > 1e-5           # time
+        assert (u(x, torch.tensor([10]), c + 1, *w) - base).abs().max() > 1e-5        # prompt
+        w2 = [wi.clone() for wi in w]; w2[-1] += 1
+        assert (u(x, torch.tensor([10]), c, *w2) - base).abs().max() > 1e-5           # audio
+
+
+def test_extra_leading_audio_maps_are_ignored():
+    torch.manual_seed(2)
+    u = UNetModel(**SMALL).eval()
+    x, c, w = torch.randn(1, 16, 64), torch.randn(1, 32, 21), audio(1, 64, SMALL["audio_channels"])
+    with torch.no_grad():
+        a = u(x, torch.tensor([3]), c, *w)
+        b = u(x, torch.tensor([3]), c, torch.randn(1, 8, 512), *w)
+    assert torch.equal(a, b)
+
+
+def test_errors():
+    u = UNetModel(**SMALL)
+    with pytest.raises(UNetError):
+        u(torch.randn(1, 16, 60), torch.tensor([1]), torch.randn(1, 32, 21), *audio(1, 64, SMALL["audio_channels"]))
+    with pytest.raises(UNetError):
+        u(torch.randn(1, 16, 64), torch.tensor([1]), torch.randn(1, 32, 21), *audio(1, 64, (32, 32)))
+    with pytest.raises(UNetError):
+        UNetModel(channel_mult=(1, 2), audio_channels=(256, 512, 512))
+
+
+def test_golden_widths_tree_names():
+    u = UNetModel(model_channels=32, channel_mult=[1, 1, 2, 2], num_res_blocks=1, num_heads=4, context_dim=32,
+                  audio_channels=[32, 64, 64, 64])
+    names = [n for n, _ in u.named_modules() if n.endswith("s4_model.kernel.kernel")]
+    assert names == [f"input_blocks.{i}.{j}.s4_model.kernel.kernel" for i, j in ((2, 1), (5, 2), (8, 2), (11, 2))] + \
+                    [f"output_blocks.{i}.{j}.s4_model.kernel.kernel" for i, j in ((1, 2), (4, 2), (7, 2), (10, 1))]
+    assert sum(p.numel() for p in u.parameters()) == 1_496_592
+    assert isinstance(u.input_blocks[1], AudioConcatBlock)
+
+
+def test_parameter_table_sums():
+    u = UNetModel(**SMALL)
+    assert sum(n for *_, n in parameter_table(u)) == sum(p.numel() for p in u.parameters())
+
+
+def test_full_unet_count():
+    u = UNetModel()
+    assert sum(p.numel() for p in u.parameters()) == 102_015_888
