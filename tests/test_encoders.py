@@ -5,7 +5,6 @@ import torch
 from mug_nb.encoders import (BasicTransformerBlock, BeatmapFeatureEmbedder, ContextualTransformer, CrossAttention,
                              EncoderError, MelspectrogramScaleEncoder1D, relative_index)
 
-torch.set_num_threads(1)
 FULL_WAVE = dict(n_freq=128, middle_channels=128, attention_resolutions=[128, 256, 512], num_res_blocks=2,
                  num_heads=8, num_groups=32, dropout=0.0, use_checkpoint=True, channel_mult=[1, 1, 1, 1, 2, 2, 2, 4, 4, 4])
 SMALL_WAVE = dict(FULL_WAVE, middle_channels=16, num_heads=4, num_groups=8)  # = compat_golden/config.yaml

@@ -34,11 +34,11 @@ def test_estimate_timing_degenerate():
 
 def test_snap_notes_moves_onto_grid_and_keeps_far_notes():
     tp = G.make_timing_point(100.0, 120.0)        # beat 500 ms
-    notes = [Note(596, 0, None), Note(1104, 1, 1352), Note(1370, 2, None)]
+    notes = [Note(596, 0, None), Note(1229, 1, 1352), Note(1290, 2, None)]
     out = G.snap_notes(notes, [tp], max_div=4)
-    assert out[0].time == 600 and out[1].time == 1100 and out[1].end == 1350
-    assert out[2].time == 1370                     # 20 ms from any 1/4 line: untouched
-    assert G.snap_notes(notes, [tp], max_div=1)[1].time == 1104   # 1/4 not allowed
+    assert out[0].time == 600 and out[1].time == 1225 and out[1].end == 1350
+    assert out[2].time == 1290                     # 15 ms from any 1/4 line, 1/32 not allowed: untouched
+    assert G.snap_notes(notes, [tp], max_div=1)[1].time == 1229   # 1/4 not allowed
 
 
 def test_remove_minijacks_rules():
@@ -48,7 +48,7 @@ def test_remove_minijacks_rules():
     out = G.remove_minijacks([Note(0, 0), Note(50, 0), Note(200, 3)])
     assert sorted(n.column for n in out) == [0, 1, 3] and len(out) == 3
     # no free column: one note is removed
-    busy = [Note(0, c) for c in range(4)] + [Note(50, 0), Note(50, 1), Note(50, 2), Note(50, 3), Note(300, 0)]
+    busy = [Note(0, c) for c in range(4)] + [Note(50, 0), Note(50, 1), Note(50, 2), Note(50, 3), Note(150, 2)]
     out = G.remove_minijacks(busy)
     assert len(out) < len(busy) and G.minijack_count(out) < G.minijack_count(busy)
 

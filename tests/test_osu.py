@@ -73,8 +73,8 @@ def test_key_count_default_and_limits():
     no_diff = "osu file format v14\n[General]\nMode: 3\n[HitObjects]\n444,320,1000,5,2,0:0:0:0:\n"
     bm = read_osu(no_diff)
     assert bm.key_count == 5 and bm.notes == [Note(1000, 4)]
-    with pytest.raises(KeyCountError):
-        read_osu(TINY.replace("CircleSize:4", "CircleSize:40"))
+    assert read_osu(TINY.replace("CircleSize:4", "CircleSize:40")).key_count == 18  # osu! clamps to 1-18
+    assert read_osu(TINY.replace("CircleSize:4", "CircleSize:0")).key_count == 1
     with pytest.raises(KeyCountError):
         read_osu(TINY.replace("CircleSize:4", "CircleSize:four"))
 
@@ -85,7 +85,29 @@ def test_slider_and_spinner_become_holds():
         "320,192,3000,2,0,L|320:100,2,70\n"      # 2 slides under a 2x green line: 2*70/140*500*0.5
         "256,192,4000,12,0,4500,0:0:0:0:\n")     # spinner
     notes = read_osu(text).notes
-    assert Note(2000, 2, 2250) in notes and Note(3000, 2, 3250) in notes and Note(4000, 2, 4500) in notes
+    assert Note(2000, 2, 2250) in notes and Note(3000, 2, 3250) in notes
+    spin = [n for n in notes if n.time == 4000]
+    assert len(spin) == 1 and spin[0].end == 4500 and 0 <= spin[0].column < 4
+
+
+def test_spinners_like_osu():
+    from mug_nb.osu import LegacyRandom, _mania_seed
+    diff = {"HPDrainRate": "5", "CircleSize": "4", "OverallDifficulty": "5", "ApproachRate": "0"}
+    assert _mania_seed(diff) == 386                       # osu!'s RandomX for this chart in its test data
+    r = LegacyRandom(386)
+    assert [r.next_int(0, 4) for _ in range(4)] == [0, 0, 1, 3]
+    text = ("osu file format v14\n[General]\nMode: 3\n[Difficulty]\nHPDrainRate:5\nCircleSize:4\n"
+            "OverallDifficulty:5\nApproachRate:0\n[TimingPoints]\n0,500,4,2,0,60,1,0\n[HitObjects]\n"
+            "256,192,1000,12,0,2000,0:0:0:0:\n256,192,3000,8,0,3050,0:0:0:0:\n"
+            "256,192,5000,12,0,6000,0:0:0:0:\n256,192,7000,12,0,8000,0:0:0:0:\n")
+    # columns 0, 0, 1, 3 as osu! draws them; the 50 ms spinner becomes a tap
+    assert read_osu(text).notes == [Note(1000, 0, 2000), Note(3000, 0), Note(5000, 1, 6000), Note(7000, 3, 8000)]
+
+
+def test_spinner_columns_match_osu(peer_data):
+    # columns and ends from ppy/osu's expected conversion of mania-specific-spinner.osu
+    notes = read_osu(peer_data / "maps/ppy-osu/mania-specific-spinner.osu").notes
+    assert notes == [Note(11783, 0, 15116), Note(91545, 0, 92735), Note(152497, 1, 153687), Note(231545, 3, 232974)]
 
 
 def test_slider_end_rounding_matches_osu(peer_data):
@@ -94,8 +116,8 @@ def test_slider_end_rounding_matches_osu(peer_data):
     assert notes[11783].end == 15116   # spinner
     assert notes[15116].end == 15235 and notes[16545].end == 16783
     assert notes[17021].end == 17259 and notes[24641].end == 24879
-    # 3 slides of 140 px at SliderMultiplier 1: 2499.9999999999995 in osu!'s double arithmetic
-    assert read_osu(peer_data / "maps/ppy-osu/mania-slider.osu").notes == [Note(500, 2, 2499)]
+    # 3 slides of 140 px at SliderMultiplier 1: 2499.9999999999995 in double precision, 2500 in osu!'s float32
+    assert read_osu(peer_data / "maps/ppy-osu/mania-slider.osu").notes == [Note(500, 2, 2500)]
 
 
 def test_old_format_offset():

@@ -72,14 +72,16 @@ def test_exact_doubling_preserves_output():
 def test_kernel_cache_in_eval_and_invalidation():
     torch.manual_seed(6)
     k = SSKernelNPLR(4, mode="exact").eval()
-    a = k(32)
-    assert k(32) is a
     with torch.no_grad():
+        a = k(32)
+        assert k(32) is a
         k.log_dt.add_(0.1)                            # in-place update bumps the version
-    b = k(32)
-    assert b is not a and not torch.allclose(a, b)
-    k.train()
-    assert k(32) is not k(32)                         # no caching while training
+        b = k(32)
+        assert b is not a and not torch.allclose(a, b)
+        k.train()
+        assert k(32) is not k(32)                     # no caching while training
+    k.eval()
+    assert k(32) is not k(32)                         # nor when gradients are recorded
 
 
 def test_causal_and_gradients():

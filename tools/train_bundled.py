@@ -49,12 +49,13 @@ def main(argv=None):
     ap.add_argument("--diff-steps", type=int, default=6000)
     ap.add_argument("--stages", nargs="+", default=["vae", "diffusion"])
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--install", action="store_true", help="copy OUT/model into mug_nb/assets and stop")
+    ap.add_argument("--install", action="store_true",
+                    help="copy OUT/model into mug_nb/assets (model.safetensors + config.json, read by generate.load_bundled)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.install:
         src, dst = out / "model", ROOT / "mug_nb" / "assets"
-        shutil.copy(src / "model.safetensors", dst / "bundled_model.safetensors")
+        shutil.copy(src / "model.safetensors", dst / "model.safetensors")
         meta = json.loads((src / "config.json").read_text())
         hist = out / "history.json"
         if hist.exists():
@@ -62,8 +63,8 @@ def main(argv=None):
             meta["training"] = {k: {"steps": v["step"], "seconds": round(v["seconds"], 1),
                                     "final_train_loss": sum(v["train_loss"][-100:]) / max(1, len(v["train_loss"][-100:])),
                                     "val_loss": v["val_loss"]} for k, v in h.items()}
-        (dst / "bundled_config.json").write_text(json.dumps(meta, indent=1))
-        print("installed", dst / "bundled_model.safetensors", (dst / "bundled_model.safetensors").stat().st_size, "bytes")
+        (dst / "config.json").write_text(json.dumps(meta, indent=1))
+        print("installed", dst / "model.safetensors", (dst / "model.safetensors").stat().st_size, "bytes")
         return
     torch.set_num_threads(1)
     tc = bundled_train_config(args)

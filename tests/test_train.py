@@ -1,0 +1,145 @@
+"""Tests of mug_nb.train: exact resume of both stages, pickle-free checkpoints, configs, prompt dropout, data."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from mug_nb.train import (EpochBatchSampler, StageConfig, TrainConfig, TrainError, drop_prompt, load_train_config,
+                          load_training_checkpoint, mirror_notes, augment_mel, save_training_checkpoint, train_model)
+
+torch.set_num_threads(1)
+W = 64  # note frames: the smallest window the tiny U-Net and audio encoder accept
+
+
+class RandomCharts(Dataset):
+    "Random note arrays, mels and prompts; draws from the global RNGs (which the loop reseeds per batch)."
+    def __init__(self, n, ids):
+        self.n, self.ids = n, ids
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        note = (torch.rand(16, W, generator=g) < 0.08).float()
+        note = torch.where(torch.rand(16, W) < 0.02, 1 - note, note)       # "augmentation" from the global RNG
+        return {"note": note, "valid_flag": torch.ones(W), "audio": torch.rand(128, 8 * W, generator=g),
+                "feature": torch.as_tensor(self.ids)}
+
+
+def tiny_config(steps=4):
+    return TrainConfig(model={"name": "tiny", "prompt": {"vocab": "default"}},
+                       vae=StageConfig(lr=1e-3, batch_size=2, epochs=2, max_steps=steps),
+                       diffusion=StageConfig(lr=1e-3, batch_size=2, epochs=2, max_steps=steps, optimizer="adamw",
+                                             weight_decay=0.01),
+                       seed=5, ckpt_every=1000, window=W)
+
+
+@pytest.fixture(scope="module")
+def data():
+    from mug_nb.features import DEFAULT_VOCAB, prompt_to_ids
+    ids = prompt_to_ids({"sr": 2.0, "ln_ratio": 0.2}, DEFAULT_VOCAB)
+    return RandomCharts(6, ids), RandomCharts(2, ids)
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def straight(data, tmp_path_factory):
+    model, hist = train_model(*data, tiny_config(), tmp_path_factory.mktemp("a"), progress=False)
+    return weights(model), hist
+
+
+@pytest.mark.parametrize("interrupt_at", [2, 6])  # inside stage 1 (VAE), inside stage 2 (diffusion)
+def test_interrupted_and_resumed_equals_uninterrupted(data, straight, tmp_path, interrupt_at):
+    ref, hist = straight
+    assert hist["vae"]["step"] == 4 and hist["diffusion"]["step"] == 4
+    train_model(*data, tiny_config(), tmp_path, stop_after=interrupt_at, progress=False)
+    first = json.loads((tmp_path / ("vae" if interrupt_at <= 4 else "diffusion") / "last" / "state.json").read_text())
+    assert first["step"] == (interrupt_at if interrupt_at <= 4 else interrupt_at - 4)
+    model, hist2 = train_model(*data, tiny_config(), tmp_path, resume=True, progress=False)  # fresh objects
+    got = weights(model)
+    assert got.keys() == ref.keys()
+    diff = [k for k in ref if not torch.equal(ref[k], got[k])]
+    assert not diff, f"weights differ after resume: {diff[:5]}"
+    assert hist2["diffusion"]["train_loss"] == hist["diffusion"]["train_loss"]
+
+
+def test_resume_matters(data, straight, tmp_path):
+    "A run that restarts from scratch with a different seed does not match: the test above can fail."
+    ref, _ = straight
+    tc = tiny_config(); tc.seed = 6
+    model, _ = train_model(*data, tc, tmp_path, progress=False)
+    assert any(not torch.equal(ref[k], v) for k, v in weights(model).items())
+
+
+def test_checkpoint_files_are_not_pickles(straight, data, tmp_path):
+    train_model(*data, tiny_config(3), tmp_path, progress=False)
+    files = sorted(p.name for p in (tmp_path / "diffusion" / "last").iterdir())
+    assert files == ["model.safetensors", "optimizer.safetensors", "state.json"]
+    st = json.loads((tmp_path / "diffusion" / "last" / "state.json").read_text())
+    assert {"optimizer", "rng", "train_loss", "val_loss", "step", "epoch"} <= set(st)
+    assert len(st["val_loss"]) >= 1 and np.isfinite(st["val_loss"]).all()
+    from mug_nb.model import load_checkpoint
+    m = load_checkpoint(tmp_path / "model")
+    assert m.config.prompt.vocab == "default"
+
+
+def test_optimizer_and_rng_roundtrip(tmp_path):
+    m = torch.nn.Linear(3, 2); o = torch.optim.AdamW(m.parameters(), lr=0.1)
+    m(torch.randn(4, 3)).sum().backward(); o.step()
+    save_training_checkpoint(tmp_path / "ck", m, o, {"step": 1})
+    after = torch.rand(3)
+    m2 = torch.nn.Linear(3, 2); o2 = torch.optim.AdamW(m2.parameters(), lr=0.5)
+    torch.rand(7)
+    st = load_training_checkpoint(tmp_path / "ck", m2, o2)
+    assert st["step"] == 1 and torch.equal(torch.rand(3), after)            # RNG state restored
+    assert torch.equal(m.weight, m2.weight) and o2.param_groups[0]["lr"] == 0.1
+    p, p2 = o.param_groups[0]["params"][0], o2.param_groups[0]["params"][0]
+    assert torch.equal(o.state[p]["exp_avg_sq"], o2.state[p2]["exp_avg_sq"])
+    with pytest.raises(TrainError):
+        load_training_checkpoint(tmp_path / "nothing", m2)
+
+
+def test_train_config_json(tmp_path):
+    tc = TrainConfig.full()
+    assert tc.diffusion.lr == 4.8e-4 and tc.diffusion.weight_decay == 0.01 and tc.vae.batch_size == 200
+    p = tmp_path / "c.json"; p.write_text(json.dumps(tc.to_dict()))
+    assert load_train_config(p) == tc and load_train_config("tiny") == TrainConfig.tiny()
+    p.write_text('{"vae": {"lr": 1, "lrr": 2}}')
+    with pytest.raises(TrainError, match="lrr"):
+        load_train_config(p)
+    p.write_text("{oops")
+    with pytest.raises(TrainError, match="line 1"):
+        load_train_config(p)
+    with pytest.raises(TrainError):
+        load_train_config(tmp_path / "missing.json")
+
+
+def test_epoch_batches_are_a_seeded_permutation():
+    full = list(EpochBatchSampler(11, 4, seed=1, epoch=0))
+    assert sorted(sum(full, [])) == list(range(11)) and list(EpochBatchSampler(11, 4, 1, 0, start=2)) == full[2:]
+    assert list(EpochBatchSampler(11, 4, 1, 1)) != full
+
+
+def test_prompt_dropout_rates():
+    ids = torch.arange(21).repeat(4000, 1) + 50
+    miss = torch.arange(21)
+    d = drop_prompt(ids, miss, 0.5, 0.1, torch.Generator().manual_seed(0))
+    dropped = (d == miss)
+    assert abs(dropped.float().mean().item() - (0.1 + 0.9 * 0.5)) < 0.02
+    assert abs(dropped.all(1).float().mean().item() - 0.1) < 0.02
+    assert torch.equal(drop_prompt(ids, miss, 0.0, 0.0), ids)
+
+
+def test_mirror_and_augment():
+    a = np.zeros((16, 5), np.float32); a[0, 1] = 1; a[4, 1] = 0.3; a[11, 2] = 1
+    m = mirror_notes(a)
+    assert m[3, 1] == 1 and m[7, 1] == np.float32(0.3) and m[8, 2] == 1 and np.array_equal(mirror_notes(m), a)
+    mel = np.log1p(np.random.default_rng(0).random((128, 40)).astype(np.float32))
+    np.random.seed(3); x = augment_mel(mel); np.random.seed(3); y = augment_mel(mel)
+    assert x.shape == mel.shape and np.array_equal(x, y) and (x >= 0).all() and not np.array_equal(x, mel)

@@ -1,0 +1,240 @@
+"""Tests of mug_nb.vae: building blocks, sizes and names, posterior, loss, the original's numbers, explorer."""
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from mug_nb.vae import (FULL_DDCONFIG, TINY_DDCONFIG, AutoencoderKL, Decoder, DiagonalGaussianDistribution,
+                        Downsample, Encoder, ManiaReconstructLoss, Normalize, ResnetBlock, Upsample, VAEError,
+                        chart_latent, end_mask, explore_latent, latent_explorer, mix_latents, perturb_latent, vae_loss)
+
+GOLDEN_DDCONFIG = dict(x_channels=16, middle_channels=16, z_channels=16, num_groups=8, channel_mult=[1, 2, 4, 4],
+                       num_res_blocks=1)  # compat_golden/config.yaml
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def note_batch(B=2, T=64, seed=7):
+    """The input on which the original's ManiaReconstructLoss gave the numbers in test_loss_equals_original."""
+    g = torch.Generator().manual_seed(seed)
+    start = (torch.rand(B, 4, T, generator=g) < 0.15).float()
+    hold = (torch.rand(B, 4, T, generator=g) < 0.3).float()
+    x = torch.cat([start, torch.rand(B, 4, T, generator=g) * start, hold, torch.rand(B, 4, T, generator=g)], 1)
+    return x, torch.randn(B, 16, T, generator=g) * 2
+
+
+def test_blocks():
+    assert Normalize(64, 8).eps == 1e-6
+    with pytest.raises(VAEError):
+        Normalize(10, 8)
+    x = torch.randn(1, 4, 10)
+    d = Downsample(4)
+    y = d(x)
+    assert y.shape == (1, 4, 5)
+    # right padding: output frame i sees input frames 2i, 2i+1, 2i+2 (zero past the end)
+    ref = torch.nn.functional.conv1d(torch.cat([x, torch.zeros(1, 4, 1)], -1), d.conv.weight, d.conv.bias, stride=2)
+    assert torch.allclose(y, ref)
+    assert "conv.weight" in Downsample(4, with_conv=False).state_dict()  # kept, as in the original
+    assert Upsample(4)(x).shape == (1, 4, 20) and "conv.weight" not in Upsample(4, False).state_dict()
+    blk = ResnetBlock(in_channels=8, out_channels=16, dropout=0.0, temb_channels=0, num_groups=4, dilations=(4, 8))
+    assert blk.conv1.dilation == (4,) and blk.conv2.padding == (8,) and blk(torch.randn(2, 8, 33)).shape == (2, 16, 33)
+    assert ResnetBlock(in_channels=8, dropout=0.0, num_groups=4)(x.repeat(1, 2, 1)).shape == (1, 8, 10)
+
+
+def test_resnet_checkpointing_same_numbers():
+    blk = ResnetBlock(in_channels=8, out_channels=8, dropout=0.0, temb_channels=0, num_groups=4, use_checkpoint=True)
+    x = torch.randn(2, 8, 30, requires_grad=True)
+    blk.train()
+    y = blk(x)
+    y.sum().backward()
+    g = x.grad.clone()
+    blk.use_checkpoint = False
+    x.grad = None
+    y2 = blk(x)
+    y2.sum().backward()
+    assert torch.allclose(y, y2) and torch.allclose(g, x.grad, atol=1e-6)
+
+
+def test_full_sizes():
+    assert n_params(Encoder(**FULL_DDCONFIG)) == 1_907_872
+    assert n_params(Decoder(**FULL_DDCONFIG)) == 3_178_320
+    assert n_params(AutoencoderKL(FULL_DDCONFIG)) == 5_086_192
+    assert n_params(AutoencoderKL(TINY_DDCONFIG)) == 330_016
+
+
+def test_names_equal_original(shared_reference):
+    rows = [line.split("\t") for line in (shared_reference / "original_state_dict_keys.txt").read_text().splitlines()]
+    p = "model.first_stage_model."
+    ref = [(k[len(p):], s) for k, s in rows if k.startswith(p)]
+    ours = [(k, str(list(v.shape))) for k, v in AutoencoderKL(FULL_DDCONFIG).state_dict().items()]
+    assert ours == ref
+
+
+def test_shapes_and_errors():
+    vae = AutoencoderKL(TINY_DDCONFIG).eval()
+    with torch.no_grad():
+        post = vae.encode(torch.zeros(2, 16, 128))
+        assert post.mean.shape == post.logvar.shape == (2, 16, 16) and post.parameters.shape == (2, 32, 16)
+        rec, _ = vae(torch.zeros(2, 16, 128), sample_posterior=False)
+        assert rec.shape == (2, 16, 128)
+    for bad in (torch.zeros(2, 16, 100), torch.zeros(2, 12, 128), torch.zeros(16, 128)):
+        with pytest.raises(VAEError):
+            vae.encode(bad)
+
+
+def test_posterior():
+    mean, logvar = torch.randn(2, 4, 8), torch.randn(2, 4, 8) * 20
+    p = DiagonalGaussianDistribution(torch.cat([mean, logvar], 1), scale=2.0)
+    assert p.logvar.min() >= -10 and p.logvar.max() <= 20 and torch.equal(p.logvar, logvar.clamp(-10, 20))
+    assert torch.equal(p.mode(), mean * 2.0)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    eps = torch.randn(mean.shape, generator=g2)
+    assert torch.allclose(p.sample(g1), (mean + torch.exp(0.5 * p.logvar) * eps) * 2.0)
+    expected = 0.5 * torch.mean(mean ** 2 + torch.exp(p.logvar) - 1 - p.logvar)  # a mean, not a sum
+    assert torch.allclose(p.kl(), expected)
+    q = DiagonalGaussianDistribution(torch.zeros(2, 8, 8))
+    assert float(q.kl()) == 0.0 and float(q.kl(q)) == 0.0
+    assert float(DiagonalGaussianDistribution(torch.randn(1, 8, 4), deterministic=True).kl()) == 0.0
+    vae = AutoencoderKL(TINY_DDCONFIG, scale=2.0)
+    z = torch.randn(1, 16, 4)
+    with torch.no_grad():
+        assert torch.allclose(vae.decode(z), vae.decoder(z / 2.0))
+
+
+def test_end_mask():
+    hold = torch.tensor([[[0., 1, 1, 0, 1, 0, 1, 1]]])
+    assert end_mask(hold).tolist() == [[[0, 0, 1, 0, 1, 0, 0, 1]]]
+
+
+def test_loss_equals_original():
+    """Numbers computed by the original mug/firststage/losses.py on `note_batch()`."""
+    x, r = note_batch()
+    loss, logs = ManiaReconstructLoss(0.5, 0.5, 0.2, 0.001)(x, r, torch.ones(2, 64, dtype=torch.float64))
+    assert math.isclose(loss.item(), 4.512973259489975, rel_tol=1e-6)
+    expected = {'start_loss': 1.015447729006532, 'holding_loss': 1.0806688881166264,
+                'offset_start_loss': 4.1511089074960505, 'offset_end_loss': 4.40818316338552,
+                'acc_rice': 0.4960937112426788, 'acc_ln': 0.4863280870056182, 'precision_rice': 0.15384614792899431,
+                'precision_ln': 0.29838708474245623, 'recall_rice': 0.5128204470743016, 'recall_ln': 0.4539877022093434}
+    assert set(logs) == set(expected)
+    for k, v in expected.items():
+        assert math.isclose(logs[k], v, rel_tol=1e-5), (k, logs[k], v)
+
+
+def test_loss_terms_by_hand():
+    x, r = note_batch(seed=3)
+    crit = ManiaReconstructLoss(weight_start_offset=0.5, weight_holding=0.5, weight_end_offset=0.2, label_smoothing=0.1)
+    loss, logs = crit(x, r)
+    t = x[:, :4] * 0.8 + 0.1
+    bce = -(t * torch.nn.functional.logsigmoid(r[:, :4]) + (1 - t) * torch.nn.functional.logsigmoid(-r[:, :4]))
+    assert math.isclose(logs["start_loss"], float(bce.mean() / (1 + 1e-6)), rel_tol=1e-5)
+    heads = x[:, :4]
+    off = ((r[:, 4:8] - x[:, 4:8]) ** 2 * heads).mean() / (heads + 1e-6).mean()
+    assert math.isclose(logs["offset_start_loss"], float(off), rel_tol=1e-5)
+    total = (logs["start_loss"] + 0.5 * logs["holding_loss"] + 0.5 * logs["offset_start_loss"]
+             + 0.2 * logs["offset_end_loss"])
+    assert math.isclose(loss.item(), total, rel_tol=1e-5)
+
+
+def test_loss_padding_mask_option():
+    x, r = note_batch()
+    valid = torch.ones(2, 64)
+    valid[:, 32:] = 0
+    same, _ = ManiaReconstructLoss()(x, r, valid)  # the original ignores valid_flag
+    full, _ = ManiaReconstructLoss()(x, r, torch.ones(2, 64))
+    masked, logs_m = ManiaReconstructLoss(mask_padding=True)(x, r, valid)
+    _, logs_h = ManiaReconstructLoss()(x[..., :32], r[..., :32])
+    assert torch.equal(same, full) and not torch.isclose(masked, full)
+    for k in ("start_loss", "holding_loss", "offset_start_loss", "acc_rice", "recall_ln"):
+        assert math.isclose(logs_m[k], logs_h[k], rel_tol=1e-4), k
+    with pytest.raises(VAEError):
+        ManiaReconstructLoss()(x, r[:, :8])
+
+
+def test_tiny_training_step_is_fast_and_learns():
+    torch.manual_seed(0)
+    vae, crit = AutoencoderKL(TINY_DDCONFIG), ManiaReconstructLoss()
+    opt = torch.optim.Adam(vae.parameters(), lr=3e-3)
+    x, _ = note_batch(B=4, T=4096)
+    times, losses = [], []
+    for _ in range(4):
+        t0 = time.perf_counter()
+        loss, logs = vae_loss(vae, crit, x, sample_posterior=False)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+        losses.append(loss.item())
+    assert min(times[1:]) < 1.0, times
+    assert losses[-1] < losses[0]
+    assert {"train/kl_loss", "train/kl_var", "train/z_std", "train/z_mean", "train/recall_ln"} <= set(logs)
+
+
+@pytest.fixture(scope="module")
+def golden(shared_reference):
+    g = shared_reference / "compat_golden"
+    if not (g / "golden.pt").exists():
+        pytest.skip("compat_golden is not available")
+    sd = torch.load(g / "model.ckpt", weights_only=True, map_location="cpu")["state_dict"]
+    p = "model.first_stage_model."
+    vae = AutoencoderKL(GOLDEN_DDCONFIG).eval()
+    vae.load_state_dict({k[len(p):]: v for k, v in sd.items() if k.startswith(p)}, strict=True)
+    return vae, torch.load(g / "golden.pt", weights_only=True, map_location="cpu")
+
+
+def test_compat_encode(golden):
+    vae, g = golden
+    with torch.inference_mode():
+        post = vae.encode(g["vae_note_in"])
+        pairs = [(post.parameters, "vae_posterior_parameters"), (post.mean, "vae_mean"),
+                 (post.logvar, "vae_logvar"), (post.mode(), "vae_mode")]
+        for ours, name in pairs:
+            assert ours.shape == g[name].shape and torch.allclose(ours, g[name], atol=1e-4, rtol=0), name
+
+
+def test_compat_decode(golden):
+    vae, g = golden
+    with torch.inference_mode():
+        assert torch.allclose(vae.decode(g["vae_z"]), g["vae_decoded"], atol=1e-4, rtol=0)
+        assert torch.allclose(vae.decode(g["ddim_samples"]), g["ddim_decoded"], atol=1e-4, rtol=0)
+
+
+def test_latent_explorer_functions():
+    vae = AutoencoderKL(TINY_DDCONFIG).eval()
+    x, _ = note_batch(B=2, T=100)
+    arrays = {"a": x[0].numpy(), "b": x[1].numpy()}
+    za = chart_latent(vae, arrays["a"])
+    assert za.shape == (16, 13)  # 100 frames padded to 104
+    z0, z1 = torch.randn(16, 13), torch.randn(16, 13)
+    mid = mix_latents(z0, z1, 0.5)
+    assert torch.allclose(mid, (z0 + z1) / 2)
+    s = mix_latents(z0, z1, 0.5, spherical=True)
+    assert abs(s.norm() / mid.norm() - 1) > 1e-3 and torch.allclose(mix_latents(z0, z1, 0.0, True), z0, atol=1e-5)
+    with pytest.raises(VAEError):
+        mix_latents(z0, z1[:, :5], 0.5)
+    assert torch.equal(perturb_latent(z0, 0.0), z0) and not torch.equal(perturb_latent(z0, 1.0, 1), perturb_latent(z0, 1.0, 2))
+    r0 = explore_latent(vae, arrays, "a")
+    r1 = explore_latent(vae, arrays, "a", "b", alpha=1.0)
+    assert torch.allclose(r1["z"], chart_latent(vae, arrays["b"]))
+    assert r0["decoded"].shape == (16, 104) and isinstance(r0["notes"], list)
+    r2 = explore_latent(vae, arrays, "a", sigma=2.0, seed=5)
+    assert not np.allclose(r2["decoded"], r0["decoded"])
+    with pytest.raises(VAEError):
+        explore_latent(vae, arrays, "nope")
+
+
+def test_latent_explorer_widget():
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+    matplotlib.use("Agg")
+    vae = AutoencoderKL(TINY_DDCONFIG).eval()
+    x, _ = note_batch(B=2, T=96)
+    box = latent_explorer(vae, {"a": x[0].numpy(), "b": x[1].numpy()})
+    box.controls["alpha"].value = 0.5  # the observer runs update()
+    first = box.state["result"]["z"].clone()
+    box.controls["sigma"].value = 1.0
+    assert not torch.equal(first, box.state["result"]["z"])
+    assert box.update() is box.state["fig"]
