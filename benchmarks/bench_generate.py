@@ -42,6 +42,7 @@ def main(argv=None):
           f"{a.count} variants, {a.steps} steps, cfg {a.cfg}; torch threads {torch.get_num_threads()}")
 
     t = {}
+    c0 = time.process_time()
     t0 = time.perf_counter()
     song = G.prepare_audio(wave)
     t["audio → mel"] = time.perf_counter() - t0
@@ -59,10 +60,12 @@ def main(argv=None):
     for ns in notes:
         if ns: G.postprocess(ns, snap=16, jack_interval=90)
     t["post-processing"] = time.perf_counter() - t3
-    total = time.perf_counter() - t0
-    print(f"latent length {z.shape[-1]}, U-Net calls {len(calls)}, notes per variant {[len(n) for n in notes]}")
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"latent length {z.shape[-1]}, DDIM steps {len(calls)}, notes per variant {[len(n) for n in notes]}")
     for k, v in t.items(): print(f"{k:32s} {v:7.2f} s")
     print(f"{'TOTAL':32s} {total:7.2f} s   (goal <= 10 s) {'OK' if total <= 10 else 'SLOW'}")
+    print(f"{'process CPU time':32s} {cpu:7.2f} s   (≈ wall time on an idle machine with {torch.get_num_threads()} thread(s); "
+          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
     if a.profile:
         from torch.profiler import profile, ProfilerActivity

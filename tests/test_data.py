@@ -310,7 +310,7 @@ def test_augmentation_keeps_notes_on_known_onsets(built, base_lags, name):
             # the audio moved with the notes: onsets are strong where the notes are, and the best lag is ~0
             assert abs(base_lags[i]) <= 5
             assert abs(alignment_lag(it["note"], it["audio"], max_lag=24) - base_lags[i]) <= 3, (name, m)
-            assert _aligned_ratio(it["note"], it["audio"]) > 2.0, (name, m)
+            assert _aligned_ratio(it["note"], it["audio"]) > 1.5, (name, m)
 
 
 def test_alignment_check_catches_misalignment(built, base_lags):
@@ -332,9 +332,8 @@ def test_column_augmentations(built):
     it = ChartDataset(built["out"], split=None, seed=5, augment=AUGS["shuffle"])[i]
     sh = array_to_notes(it["note"].numpy(), 4)
     assert sorted(n.time for n in sh) == sorted(n.time for n in base)
-    perm = {}
-    for a, b in zip(key(base), key(sh)): perm.setdefault(a[1], set()).add(b[1])
-    assert all(len(v) == 1 for v in perm.values())                    # one permutation for the whole chart
+    import itertools                                                  # one permutation for the whole chart
+    assert any(key(sh) == key([Note(n.time, p[n.column], n.end) for n in base]) for p in itertools.permutations(range(4)))
 
 
 def test_audio_augmentations(built):

@@ -175,3 +175,25 @@ def test_compat_audio_encoder(golden):
         assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-4, rtol=0), (ours - ref).abs().max()
     for ours, ref in zip(long, g["wave_long_out_last4"]):
         assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-4, rtol=0), (ours - ref).abs().max()
+
+
+def test_table_cache_is_safe_for_frozen_training():
+    att = CrossAttention(16, heads=2, dim_head=8)
+    randomise(att, 2)
+    x = torch.randn(1, 12, 16)
+    with torch.inference_mode():
+        ref = att(x)  # fills the cache with inference tensors
+    att.requires_grad_(False)  # frozen attention inside a model that trains something upstream
+    xin = x.clone().requires_grad_(True)
+    out = att(xin)
+    out.sum().backward()
+    assert xin.grad is not None and torch.allclose(out, ref, atol=1e-6)
+
+
+def test_module_built_under_inference_mode():
+    with torch.inference_mode():
+        ct = ContextualTransformer(64, 4, 16, context_dim=32)
+        randomise(ct)
+        x, c = torch.randn(2, 64, 30), torch.randn(2, 32, 21)
+        a, b = ct(x, c), ct(x, c)
+    assert torch.equal(a, b)

@@ -163,3 +163,15 @@ def test_star_rating_in_evaluate_files(peer_data):
     ref = peer_data / "maps/gosu/cYsmix - triangles (MuangMuangE) [Easy].osu"
     res = evaluate_files(ref, ref)
     assert res["star_rating"]["abs_error"] < 1e-9 and res["star_rating"]["reference"] > 0.5
+
+
+def test_control_accuracy_on_a_synthetic_chart():
+    pytest.importorskip("mug_nb.features")
+    from mug_nb.evaluate import control_accuracy
+    from mug_nb.features import prompt_from_chart
+    from mug_nb.synth import chart_for_song, synth_song
+    bm = chart_for_song(synth_song(3, duration=20), "Hard")
+    own = control_accuracy(bm, prompt_from_chart(bm))
+    assert own["sr"] < 1e-9 and own["ln_ratio"] < 1e-9 and all(v in (0.0, 1.0) for v in own.values())
+    acc = control_accuracy(bm, {"sr": own["sr"] + 10, "ln_ratio": 1.0, "ln": True})
+    assert acc["sr"] > 5 and acc["ln_ratio"] > 0.5 and acc["ln"] == 0.0

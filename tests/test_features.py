@@ -154,6 +154,14 @@ def test_skillsets_patterns():
     assert skillsets(stream_chart(), rate=1.2)["overall"] > s["overall"]
 
 
+def test_skillsets_window_and_cap():
+    bm = stream_chart(60)
+    head = skillsets(bm, until_ms=20_000)
+    assert head == skillsets(_chart([(n.time, n.column) for n in bm.notes if n.time < 20_000]))
+    assert skillsets(bm, until_ms=0) == {k: 0.0 for k in SKILLSETS}
+    assert max(skillsets(stream_chart(20, nps=60)).values()) == 40.0  # MinaCalc 434's cap
+
+
 def test_skillsets_edge_cases():
     zero = {k: 0.0 for k in SKILLSETS}
     assert skillsets(_chart([])) == zero and skillsets(_chart([(500, 2)])) == zero

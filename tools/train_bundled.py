@@ -28,8 +28,9 @@ TRAIN_SEED0, VAL_SEED0 = 1000, 900
 def bundled_train_config(args) -> TrainConfig:
     "The TrainConfig of the bundled model (recorded in the checkpoint and in 13_train)."
     return TrainConfig(
-        model={"name": "tiny", "prompt": {"vocab": "default"}},
-        vae=StageConfig(lr=1e-3, batch_size=args.vae_batch, epochs=1000, max_steps=args.vae_steps, kl_weight=1e-4),
+        model={"name": "tiny", "prompt": {"vocab": "default"}, "vae": {"middle_channels": args.vae_width}},
+        vae=StageConfig(lr=args.vae_lr, batch_size=args.vae_batch, epochs=1000, max_steps=args.vae_steps, kl_weight=1e-4,
+                        head_pos_weight=args.head_pos_weight),
         diffusion=StageConfig(lr=args.lr, batch_size=args.batch, epochs=1000, max_steps=args.diff_steps,
                               optimizer="adamw", weight_decay=0.01, prompt_dropout_p=0.5, uncond_p=0.1),
         seed=23, ckpt_every=100, window=args.window, stages=tuple(args.stages))
@@ -45,7 +46,10 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--vae-batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--vae-steps", type=int, default=1500)
+    ap.add_argument("--vae-lr", type=float, default=2e-3)
+    ap.add_argument("--vae-width", type=int, default=32)
+    ap.add_argument("--head-pos-weight", type=float, default=4.0)
+    ap.add_argument("--vae-steps", type=int, default=2000)
     ap.add_argument("--diff-steps", type=int, default=6000)
     ap.add_argument("--stages", nargs="+", default=["vae", "diffusion"])
     ap.add_argument("--resume", action="store_true")
@@ -63,12 +67,20 @@ def main(argv=None):
             meta["training"] = {k: {"steps": v["step"], "seconds": round(v["seconds"], 1),
                                     "final_train_loss": sum(v["train_loss"][-100:]) / max(1, len(v["train_loss"][-100:])),
                                     "val_loss": v["val_loss"]} for k, v in h.items()}
+            every = 20   # loss curves, averaged over blocks of `every` steps, for the plot in 13_train
+            meta["curves"] = {k: {"every": every, "val_loss": v["val_loss"],
+                                  "train_loss": [round(sum(v["train_loss"][i:i + every]) / len(v["train_loss"][i:i + every]), 5)
+                                                 for i in range(0, len(v["train_loss"]), every)]} for k, v in h.items()}
+            meta["reproduce"] = "OMP_NUM_THREADS=1 python tools/train_bundled.py " + " ".join(
+                f"--{k.replace('_', '-')} {v}" for k, v in json.loads((out / "command.json").read_text()).items()
+                if k not in ("out", "resume", "install", "stages"))
         (dst / "config.json").write_text(json.dumps(meta, indent=1))
         print("installed", dst / "model.safetensors", (dst / "model.safetensors").stat().st_size, "bytes")
         return
     torch.set_num_threads(1)
     tc = bundled_train_config(args)
-    cfg = Config.tiny(); cfg.prompt.vocab = "default"
+    from mug_nb.train import model_config
+    cfg = model_config(tc)
     t0 = time.time()
     vocab = model_vocab(cfg)
     train = SynthChartDataset(range(TRAIN_SEED0, TRAIN_SEED0 + args.songs), window=args.window,
