@@ -224,6 +224,8 @@ def test_scan_sources(built):
     single = scan_sources([next((built["src"] / "set0").glob("*Easy*.osu"))])
     assert len(single) == 1 and single[0].files
     with pytest.raises(data.DataError): build_dataset([built["base"] / "nope"], built["base"] / "x", progress=False)
+    assert not [u for u in scan_sources([built["base"]], exclude=built["out"]) if str(built["out"]) in u.path]
+    assert [u for u in scan_sources([built["base"]]) if str(built["out"]) in u.path]     # (its extracted .osz)
 
 
 # ---------------------------------------------------------------- ChartDataset

@@ -180,3 +180,18 @@ def test_tiny_training_step_under_a_second():
         loss.backward(); opt.step(); opt.zero_grad()
         times.append(time.perf_counter() - t0)
     assert torch.isfinite(loss) and min(times) < 1.0, times
+
+
+def test_tiny_generates_a_song_within_budget():
+    """3-minute song: audio encoder on 128 x 32768 + 4 variants x 50 guided DDIM steps at 16 x 512 (CPU time, 1 thread)."""
+    torch.manual_seed(0)
+    m = build_model(Config.tiny()).eval()
+    t0 = time.process_time()
+    with torch.inference_mode():
+        w = m.model.wave_model(torch.rand(1, 128, 32768))
+        ids = torch.randint(0, 329, (4, 21))
+        c, uc = m.model.cond_stage_model(ids), m.model.cond_stage_model(torch.zeros_like(ids))
+        z = ddim_sample(m, (4, 16, 512), c, [x.expand(4, -1, -1) for x in w], 50, cfg_scale=5.0, uc=uc)
+    cpu = time.process_time() - t0
+    assert z.shape == (4, 16, 512) and torch.isfinite(z).all()
+    assert cpu < 10.0, f"{cpu:.1f} s of CPU time"

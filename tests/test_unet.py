@@ -80,3 +80,36 @@ def test_parameter_table_sums():
 def test_full_unet_count():
     u = UNetModel()
     assert sum(p.numel() for p in u.parameters()) == 102_015_888
+
+
+def _nonzero(u):
+    torch.manual_seed(3)
+    for p in u.parameters():
+        if p.ndim > 1 and p.abs().sum() == 0:
+            torch.nn.init.normal_(p, std=0.05)
+    return u.eval()
+
+
+def test_inference_fast_paths_give_the_same_numbers():
+    from mug_nb.unet import use_matmul_pointwise, cache_prompt_kv, PointwiseConv1d, MemoLinear
+    u = _nonzero(UNetModel(**{**SMALL, "channel_mult": (1, 2, 2, 2), "attention_resolutions": (8, 4)}))
+    x, c, w = torch.randn(2, 16, 64), torch.randn(2, 32, 21), audio(2, 64, SMALL["audio_channels"])
+    t = torch.tensor([5, 700])
+    with torch.no_grad():
+        u.cache_audio = False
+        plain = u(x, t, c, *w)
+        u.cache_audio = True
+        fast = u(x, t, c, *w)
+        assert u._audio_cache is not None and (fast - plain).abs().max() < 1e-5
+        assert use_matmul_pointwise(u) > 0 and cache_prompt_kv(u) > 0
+        assert any(type(m) is PointwiseConv1d for m in u.modules()) and any(type(m) is MemoLinear for m in u.modules())
+        a, b = u(x, t, c, *w), u(x, t, c, *w)
+        assert (a - plain).abs().max() < 1e-5 and torch.equal(a, b)
+        # new audio or a new prompt is never confused with the cached one
+        w2 = [wi + 1 for wi in w]
+        u.cache_audio = False; ref2 = u(x, t, c + 1, *w2); u.cache_audio = True
+        assert (u(x, t, c + 1, *w2) - ref2).abs().max() < 1e-5
+    # with autograd the plain path runs and gradients flow
+    u.train()
+    u(x, t, c, *w).square().mean().backward()
+    assert u.input_blocks[2][0].in_layers[2].weight.grad is not None

@@ -238,3 +238,12 @@ def test_latent_explorer_widget():
     box.controls["sigma"].value = 1.0
     assert not torch.equal(first, box.state["result"]["z"])
     assert box.update() is box.state["fig"]
+
+
+def test_sample_uses_global_cpu_rng_like_the_original():
+    p = DiagonalGaussianDistribution(torch.randn(1, 8, 6))
+    torch.manual_seed(5)
+    a = p.sample()
+    torch.manual_seed(5)
+    eps = torch.randn(1, 4, 6)
+    assert torch.allclose(a, p.mean + p.std * eps)
