@@ -128,3 +128,17 @@ def test_widget_logic():
                        noised_view(torch.ones(4, 32), "linear", 500, seed=3)["x_t"])
     with pytest.raises(DiffusionError):
         schedule_point("linear", 1000)
+
+
+def test_v_and_x0_models_sample_like_eps():
+    class AsV(nn.Module):
+        def forward(self, x, t, c=None, w=None):
+            eps = Gauss(0.5)(x, t)
+            x0 = (x - _extract(S.sqrt_one_minus_alphas_cumprod, t, x) * eps) / _extract(S.sqrt_alphas_cumprod, t, x)
+            return v_target(S, x0, eps, t)
+    xT = torch.randn(4, 4, 16, generator=torch.Generator().manual_seed(2))
+    a = ddim_sample(Gauss(0.5), xT.shape, None, None, 20, sched=S, x_T=xT)
+    b = ddim_sample(AsV(), xT.shape, None, None, 20, sched=S, x_T=xT, parameterization="v")
+    assert (a - b).abs().max() < 1e-3
+    with pytest.raises(DiffusionError):
+        ddim_sample(Gauss(0.5), xT.shape, None, None, 2, sched=S, x_T=xT, parameterization="score")

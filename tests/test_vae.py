@@ -1,6 +1,5 @@
 """Tests of mug_nb.vae: building blocks, sizes and names, posterior, loss, the original's numbers, explorer."""
 import math
-import time
 
 import numpy as np
 import pytest
@@ -154,22 +153,22 @@ def test_loss_padding_mask_option():
         ManiaReconstructLoss()(x, r[:, :8])
 
 
-def test_tiny_training_step_is_fast_and_learns():
+def test_tiny_training_step_learns():
+    """Functional part only: steps run and reduce the loss. Speed (< 1 s a step) is measured by
+    benchmarks/bench_train_step.py, not asserted here."""
     torch.manual_seed(0)
     vae, crit = AutoencoderKL(TINY_DDCONFIG), ManiaReconstructLoss()
     opt = torch.optim.Adam(vae.parameters(), lr=3e-3)
-    x, _ = note_batch(B=4, T=4096)
-    times, losses = [], []
+    x, _ = note_batch(B=4, T=1024)
+    losses = []
     for _ in range(4):
-        t0 = time.perf_counter()
         loss, logs = vae_loss(vae, crit, x, sample_posterior=False)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        times.append(time.perf_counter() - t0)
         losses.append(loss.item())
-    assert min(times[1:]) < 1.0, times
-    assert losses[-1] < losses[0]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0], losses
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in vae.parameters())
     assert {"train/kl_loss", "train/kl_var", "train/z_std", "train/z_mean", "train/recall_ln"} <= set(logs)
 
 
@@ -247,3 +246,26 @@ def test_sample_uses_global_cpu_rng_like_the_original():
     torch.manual_seed(5)
     eps = torch.randn(1, 4, 6)
     assert torch.allclose(a, p.mean + p.std * eps)
+
+
+def test_bundled_vae_round_trip():
+    """The bundled tiny VAE (mug_nb/assets, when installed) gives back the notes of charts it never saw."""
+    from pathlib import Path
+
+    import mug_nb
+    from mug_nb.chart import chart_to_array
+    from mug_nb.model import load_checkpoint
+    from mug_nb.synth import chart_for_song, synth_song
+    assets = Path(mug_nb.__file__).parent / "assets"
+    if not (assets / "model.safetensors").is_file():
+        pytest.skip("no bundled model in mug_nb/assets")
+    vae = load_checkpoint(assets).model.first_stage_model.eval()
+    song = synth_song(3, duration=40)  # training used seeds >= 1000
+    for diff in ("Normal", "Hard"):
+        array = chart_to_array(chart_for_song(song, diff, seed=3), n_frames=864)[0]
+        r = explore_latent(vae, {"x": array}, "x")
+        truth, got = r["input_notes"], r["notes"]
+
+        def matched(a, b):
+            return np.mean([any(m.column == n.column and abs(m.time - n.time) <= 50 for m in b) for n in a])
+        assert len(truth) > 20 and matched(truth, got) > 0.8 and matched(got, truth) > 0.8, (diff, len(truth), len(got))

@@ -83,3 +83,13 @@ def test_invert_tab_fills_controls(tmp_path):
     path.value = str(p)
     btn.click()
     assert ctl["sr_on"].value and ctl["msd_on"].value and ctl["sr"].value != d["sr"]
+
+
+def test_invert_upload_matches_invert_chart(tmp_path):
+    pytest.importorskip("mug_nb.features")
+    from mug_nb.osu import Note, write_osu
+    notes = [Note(500 + 120 * i, (i * 3) % 4, None) for i in range(200)]
+    p = write_osu(G.make_beatmap(notes, [G.make_timing_point(500, 125)], title="t"), tmp_path / "c.osu")
+    assert Wg.invert_upload("c.osu", memoryview(p.read_bytes())) == G.invert_chart(p)
+    with pytest.raises(ValueError):
+        Wg.invert_upload("bad.osu", b"not a chart")

@@ -9,6 +9,7 @@ Everything is seeded: the same command gives the same weights (on the same torch
 import argparse
 import dataclasses
 import json
+import math
 import shutil
 import sys
 import time
@@ -25,10 +26,27 @@ from mug_nb.train import (StageConfig, SynthChartDataset, TrainConfig, model_voc
 TRAIN_SEED0, VAL_SEED0 = 1000, 900
 
 
+# The bundled model's architecture, spelled out in full (so that later changes to the `tiny` preset cannot change it).
+BUNDLED_MODEL = {
+    "unet": {"in_channels": 16, "model_channels": 16, "out_channels": 16, "num_res_blocks": 1, "channel_mult": [1, 2, 4, 4],
+             "attention_resolutions": [8], "num_heads": 4, "num_head_channels": -1, "context_dim": 32,
+             "audio_channels": [16, 32, 32, 32], "dropout": 0.0, "s4_layer": True, "lstm_layer": False,
+             "transformer_depth": 1, "num_groups": 8, "s4_mode": "exact"},
+    "vae": {"x_channels": 16, "middle_channels": 32, "z_channels": 16, "num_groups": 8, "channel_mult": [1, 2, 4, 4],
+            "num_res_blocks": 1},
+    "audio": {"n_freq": 128, "middle_channels": 8, "channel_mult": [1, 1, 1, 1, 2, 2, 2, 4, 4, 4], "num_res_blocks": 1,
+              "num_heads": 4, "num_groups": 8, "attention_resolutions": [128, 256, 512], "dropout": 0.0,
+              "use_checkpoint": False},
+    "prompt": {"embed_dim": 32, "vocab": "default"},
+    "diffusion": {"timesteps": 1000, "beta_schedule": "linear", "linear_start": 0.0001, "linear_end": 0.02,
+                  "z_channels": 16, "z_length": 512, "parameterization": "eps", "loss_type": "smooth_l1"},
+}
+
+
 def bundled_train_config(args) -> TrainConfig:
     "The TrainConfig of the bundled model (recorded in the checkpoint and in 13_train)."
     return TrainConfig(
-        model={"name": "tiny", "prompt": {"vocab": "default"}, "vae": {"middle_channels": args.vae_width}},
+        model={"name": "tiny", **{k: dict(v) for k, v in BUNDLED_MODEL.items()}},
         vae=StageConfig(lr=args.vae_lr, batch_size=args.vae_batch, epochs=1000, max_steps=args.vae_steps, kl_weight=1e-4,
                         head_pos_weight=args.head_pos_weight),
         diffusion=StageConfig(lr=args.lr, batch_size=args.batch, epochs=1000, max_steps=args.diff_steps,
@@ -47,16 +65,40 @@ def main(argv=None):
     ap.add_argument("--vae-batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--vae-lr", type=float, default=2e-3)
-    ap.add_argument("--vae-width", type=int, default=32)
     ap.add_argument("--head-pos-weight", type=float, default=4.0)
     ap.add_argument("--vae-steps", type=int, default=2000)
     ap.add_argument("--diff-steps", type=int, default=6000)
     ap.add_argument("--stages", nargs="+", default=["vae", "diffusion"])
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--finalize", action="store_true", help="write OUT/model from the last checkpoints and stop")
     ap.add_argument("--install", action="store_true",
                     help="copy OUT/model into mug_nb/assets (model.safetensors + config.json, read by generate.load_bundled)")
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.finalize:
+        # Weights of the last checkpoints -> OUT/model, without rebuilding the data (for a run stopped early;
+        # reproduce it with --diff-steps set to the step printed here).
+        from safetensors.torch import load_model
+        from mug_nb.model import build_model, save_checkpoint
+        from mug_nb.train import model_config
+        tc = bundled_train_config(args)
+        model = build_model(model_config(tc))
+        load_model(model, str(out / "diffusion" / "last" / "model.safetensors"))
+        # The head BCE's positive weight w moves the optimal head logit by log((1 + w) / 2): subtract it from the
+        # decoder's output bias, so that logit 0 (what array_to_notes thresholds at) means p = 0.5 again.
+        # Only the decoder's last bias changes; the latent space (and so the diffusion model) is untouched.
+        shift = math.log((1 + args.head_pos_weight) / 2) if args.head_pos_weight else 0.0
+        with torch.no_grad(): model.model.first_stage_model.decoder.conv_out.bias[:4] -= shift
+        hist = {k: json.loads((out / k / "last" / "state.json").read_text()) for k in ("vae", "diffusion")}
+        tc.vae.max_steps, tc.diffusion.max_steps = hist["vae"]["step"], hist["diffusion"]["step"]
+        save_checkpoint(model, model.config, out / "model", extra={"train_config": tc.to_dict()})
+        (out / "history.json").write_text(json.dumps({k: {kk: v[kk] for kk in ("train_loss", "val_loss", "step", "seconds")}
+                                                      for k, v in hist.items()}))
+        cmd = json.loads((out / "command.json").read_text())
+        cmd.update(vae_steps=hist["vae"]["step"], diff_steps=hist["diffusion"]["step"])
+        (out / "command.json").write_text(json.dumps(cmd, indent=1))
+        print("finalized at", {k: v["step"] for k, v in hist.items()})
+        return
     if args.install:
         src, dst = out / "model", ROOT / "mug_nb" / "assets"
         shutil.copy(src / "model.safetensors", dst / "model.safetensors")
@@ -73,7 +115,7 @@ def main(argv=None):
                                                  for i in range(0, len(v["train_loss"]), every)]} for k, v in h.items()}
             meta["reproduce"] = "OMP_NUM_THREADS=1 python tools/train_bundled.py " + " ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in json.loads((out / "command.json").read_text()).items()
-                if k not in ("out", "resume", "install", "stages"))
+                if k not in ("out", "resume", "install", "finalize", "stages"))
         (dst / "config.json").write_text(json.dumps(meta, indent=1))
         print("installed", dst / "model.safetensors", (dst / "model.safetensors").stat().st_size, "bytes")
         return
