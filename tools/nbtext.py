@@ -6,7 +6,9 @@
 Text format: a line `# %%` starts a code cell, `# %% [markdown]` a markdown cell whose lines
 are written as `# ` comments. Everything before the first marker is ignored.
 """
+import hashlib
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,7 +29,7 @@ def _cell(kind, lines):
     return cell
 
 
-def py_to_nb(text):
+def py_to_nb(text, name="notebook"):
     cells, kind, buf = [], None, []
     for line in text.splitlines():
         if line.startswith("# %%"):
@@ -38,7 +40,10 @@ def py_to_nb(text):
             buf.append(line)
     if kind is not None:
         cells.append(_cell(kind, buf))
-    return {"cells": [c for c in cells if c["source"]],
+    cells = [c for c in cells if c["source"]]
+    for i, c in enumerate(cells):  # stable ids, so that re-converting an unchanged cell changes nothing
+        c["id"] = hashlib.sha1(f"{name}:{i}".encode()).hexdigest()[:8]
+    return {"cells": cells,
             "metadata": {"kernelspec": KERNEL, "language_info": {"name": "python"}},
             "nbformat": 4, "nbformat_minor": 5}
 
@@ -59,8 +64,9 @@ def main(argv=sys.argv[1:]):
         sys.exit(__doc__)
     cmd, src, dst = argv
     if cmd == "to-nb":
-        nb = py_to_nb(Path(src).read_text())
+        nb = py_to_nb(Path(src).read_text(), Path(dst).stem)
         Path(dst).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        subprocess.run(["nbdev-clean", "--fname", dst], check=True)  # nbdev's canonical layout
     else:
         Path(dst).write_text(nb_to_py(json.loads(Path(src).read_text())))
 
