@@ -113,3 +113,14 @@ def test_inference_fast_paths_give_the_same_numbers():
     u.train()
     u(x, t, c, *w).square().mean().backward()
     assert u.input_blocks[2][0].in_layers[2].weight.grad is not None
+
+
+def test_lstm_option_and_no_s4():
+    u = UNetModel(**{**SMALL, "lstm_layer": True, "s4_layer": False})
+    names = [n for n, _ in u.named_parameters()]
+    assert any(".lstm.weight_ih_l0" in n for n in names) and not any("s4_model" in n for n in names)
+    lstm = [m for m in u.modules() if isinstance(m, torch.nn.LSTM)]
+    assert lstm and all(p.abs().sum() == 0 for m in lstm for p in m.parameters())   # zero-initialised
+    x = torch.randn(1, 16, 64)
+    with torch.no_grad():
+        assert u(x, torch.tensor([3]), torch.randn(1, 32, 21), *audio(1, 64, SMALL["audio_channels"])).shape == x.shape
