@@ -1,6 +1,6 @@
 """Generation speed: a 3-minute song, 4 variants, 50 DDIM steps with guidance (goal: <= 10 s on a 2-core CPU).
 
-    python benchmarks/bench_generate.py [--seconds 180] [--count 4] [--steps 50] [--profile]
+    python benchmarks/bench_generate.py [--seconds 180] [--count 4] [--steps 50] [--checkpoint DIR] [--profile]
 
 Prints the time of each stage (audio → mel, audio encoder, DDIM, decode, post-processing) and the total.
 With --profile, prints the modules where the U-Net spends its time.
@@ -28,14 +28,19 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--cfg", type=float, default=5.0)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--checkpoint", help="a save_checkpoint folder (default: the bundled model)")
     a = ap.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
     from mug_nb.synth import synth_song
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        model = G.load_bundled()
-    kind = "random tiny (no bundled weights)" if w else "bundled"
+    if a.checkpoint:
+        from mug_nb.model import load_checkpoint
+        model, kind = load_checkpoint(a.checkpoint), f"checkpoint {a.checkpoint}"
+    else:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            model = G.load_bundled()
+        kind = "random tiny (no bundled weights)" if w else "bundled"
     n_params = sum(p.numel() for p in model.parameters())
     wave = synth_song(seed=0, duration=a.seconds).wave
     print(f"model: {kind}, {n_params / 1e6:.2f} M parameters; song {a.seconds:.0f} s; "

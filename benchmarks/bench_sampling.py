@@ -12,12 +12,21 @@ Stages (cumulative):
                  guided batch's doubled prompt/audio built once
   +prompt_kv     the cross-attention keys/values of the prompt (21 tokens) reused across steps
   +inference     torch.inference_mode instead of no_grad
+  +frozen       (opt-in, --frozen) the U-Net traced with TorchScript for this song's conditions and frozen
+                 (`torch.jit.trace` + `torch.jit.freeze`): same numbers, less interpreter overhead, but a
+                 one-off cost of seconds per song (printed), so it pays off only for long runs
+  --compile      (opt-in) `torch.compile(unet, dynamic=False)` (inductor): measured for the record; the caches'
+                 Python checks make dynamo break the graph and recompile, so it is slower than eager here
 Every stage's output is compared with the baseline's (the compat numbers must not change).
+The script also counts the floating-point work of one step (torch.utils.flop_counter) and times a matrix
+product of the model's typical size: the ratio of the two is the fastest a float32 step can be on this
+machine at this thread count, whatever the overhead removed.
 The original code needs 0.515 s (no guidance) and 0.917 s (guidance 1:1 batch doubling) per step on
 the reference machines. Both wall-clock and process CPU time are printed (minimum over --reps runs); on a
 shared machine the CPU time is the steadier figure.
 """
 import argparse
+import statistics
 import time
 
 import torch
@@ -55,6 +64,9 @@ def main():
     ap.add_argument("--config", default="full", choices=["full", "tiny"])
     ap.add_argument("--cfg-scale", type=float, default=5.0)
     ap.add_argument("--steps", type=int, default=None, help="DDIM steps of the whole-song run (default 50 tiny, 2 full)")
+    ap.add_argument("--frozen", action="store_true", help="also time the traced + frozen U-Net (one-off cost per song)")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile of the U-Net (minutes of compiling)")
+    ap.add_argument("--no-song", action="store_true", help="skip the whole-song run")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     a.steps = a.steps or (50 if a.config == "tiny" else 2)
@@ -129,6 +141,10 @@ def main():
     if a.config == "full": print(f"CPU time vs the original's reference 0.515 / 0.917 s per step: {0.515 / f[2]:.2f}x / {0.917 / f[4]:.2f}x "
           f"(the reference was measured elsewhere; indicative only)")
     assert max(r[-1] for r in rows) < 1e-4, "an optimisation changed the numbers"
+    floor(eps_fn, x, t, c, w, b, f, a)
+    if a.frozen: frozen_stage(unet, x, t, c, w, uc, a, b, f, outs["baseline"])
+    if a.compile: compiled_stage(unet, x, t, c, w, b, f, outs["baseline"])
+    if a.no_song: return
     # a whole song as the generator runs it: audio encoder once, 4 variants x `--steps` guided DDIM steps
     from mug_nb.diffusion import ddim_sample
     with torch.inference_mode():
@@ -139,6 +155,64 @@ def main():
                         a.steps, cfg_scale=a.cfg_scale, uc=model.model.cond_stage_model(torch.zeros_like(ids4)))
     print(f"song (mel 128 x {L * 64}, 4 variants x {a.steps} guided steps): {time.perf_counter() - t0:.2f} s "
           f"(cpu {time.process_time() - c0:.2f} s)")
+
+
+
+def floor(eps_fn, x, t, c, w, b, f, a):
+    "Floating-point work of one step, this machine's matrix-product rate, and the fastest step they allow."
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as fc: eps_fn(x, t, c, w)
+    gflop = fc.get_total_flops() / 1e9
+    m1, m2 = torch.randn(64, 512), torch.randn(512, 512)
+    rate = 2 * 64 * 512 * 512 / 1e9 / timed(lambda: [m1 @ m2 for _ in range(20)], 5)[1] * 20   # GFLOP/s, best of 5
+    print(f"work: {gflop:.1f} GFLOP per unguided step; achieved {gflop / f[2]:.0f} GFLOP/s (cpu), baseline "
+          f"{gflop / b[2]:.0f}; a 64x512x512 matrix product runs at {rate:.0f} GFLOP/s on this machine")
+    if a.config == "full":
+        print(f"  -> no float32 step can take less than ~{gflop / rate:.3f} s here (guided ~{2 * gflop / rate:.3f} s): "
+              f"at most {0.515 / (gflop / rate):.2f}x / {0.917 / (2 * gflop / rate):.2f}x the original's 0.515 / 0.917 s")
+
+
+def frozen_stage(unet, x, t, c, w, uc, a, b, f, ref):
+    "Opt-in: the U-Net traced for this song's prompt and audio (its caches become constants) and frozen."
+    from mug_nb.diffusion import _double
+
+    class Bound(torch.nn.Module):
+        def __init__(self, c, w): super().__init__(); self.unet, self.c, self.w = unet, c, list(w)
+        def forward(self, x, t): return self.unet(x, t, self.c, *self.w)
+    res = []
+    for cc, ww, xx, tt in ((c, w, x, t), (*_double(c, w, uc), torch.cat([x, x]), torch.cat([t, t]))):
+        with torch.inference_mode():
+            unet(xx, tt, cc, *ww)                           # warm the caches, so the trace bakes them in
+            t0 = time.perf_counter()
+            fr = torch.jit.freeze(torch.jit.trace(Bound(cc, ww).eval(), (xx, tt), check_trace=False))
+            fr(xx, tt); fr(xx, tt)                           # TorchScript's two profiling runs
+            one_off = time.perf_counter() - t0
+            out = fr(xx, tt)
+            eager, froz = [], []
+            for _ in range(max(a.reps, 3)):                  # interleaved with the eager U-Net; medians
+                for fn, acc in ((lambda: unet(xx, tt, cc, *ww), eager), (lambda: fr(xx, tt), froz)):
+                    c0 = time.process_time(); fn(); acc.append(time.process_time() - c0)
+            res.append((statistics.median(eager), statistics.median(froz), one_off, out))
+    (e1, c1, o1, out1), (e2_, c2, o2, out2) = res
+    e2 = out2.chunk(2); e2 = e2[0] + a.cfg_scale * (e2[1] - e2[0])
+    d = max((out1 - ref[0]).abs().max().item(), (e2 - ref[1]).abs().max().item())
+    print(f"{'+frozen':12s} no guidance cpu {c1:6.3f} s/step (eager {e1:6.3f})   guidance cpu {c2:6.3f} s/step "
+          f"(eager {e2_:6.3f})   max|diff vs baseline| {d:.1e}   one-off {o1:.1f} s / {o2:.1f} s per song")
+    print(f"  frozen vs eager U-Net (interleaved medians, cpu): {e1 / c1:.2f}x / {e2_ / c2:.2f}x; break-even after "
+          f"{o1 / max(e1 - c1, 1e-9):.0f} / {o2 / max(e2_ - c2, 1e-9):.0f} steps"
+          + (f"; vs the original's 0.515 / 0.917 s: {0.515 / c1:.2f}x / {0.917 / c2:.2f}x" if a.config == "full" else ""))
+    assert d < 1e-4, "freezing changed the numbers"
+
+
+def compiled_stage(unet, x, t, c, w, b, f, ref):
+    "Opt-in: torch.compile of the U-Net forward at the sampling shape (no guidance)."
+    with torch.inference_mode():
+        cm = torch.compile(unet, dynamic=False)
+        t0 = time.perf_counter(); cm(x, t, c, *w); one_off = time.perf_counter() - t0
+        wall, cpu, out = timed(lambda: cm(x, t, c, *w), 3)
+    d = (out - ref[0]).abs().max().item()
+    print(f"{'+compile':12s} no guidance {wall:6.3f} s/step (cpu {cpu:6.3f})   max|diff vs baseline| {d:.1e}   "
+          f"compile {one_off:.0f} s (once per process); vs all-eager stages {f[2] / cpu:.2f}x")
 
 
 if __name__ == "__main__":

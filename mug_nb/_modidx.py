@@ -463,6 +463,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'mug_nb.train.latent_diffusion_loss': ('train.html#latent_diffusion_loss', 'mug_nb/train.py'),
                               'mug_nb.train.load_train_config': ('train.html#load_train_config', 'mug_nb/train.py'),
                               'mug_nb.train.load_training_checkpoint': ('train.html#load_training_checkpoint', 'mug_nb/train.py'),
+                              'mug_nb.train.lr_at': ('train.html#lr_at', 'mug_nb/train.py'),
                               'mug_nb.train.mirror_notes': ('train.html#mirror_notes', 'mug_nb/train.py'),
                               'mug_nb.train.missing_ids': ('train.html#missing_ids', 'mug_nb/train.py'),
                               'mug_nb.train.model_config': ('train.html#model_config', 'mug_nb/train.py'),

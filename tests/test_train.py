@@ -143,3 +143,11 @@ def test_mirror_and_augment():
     mel = np.log1p(np.random.default_rng(0).random((128, 40)).astype(np.float32))
     np.random.seed(3); x = augment_mel(mel); np.random.seed(3); y = augment_mel(mel)
     assert x.shape == mel.shape and np.array_equal(x, y) and (x >= 0).all() and not np.array_equal(x, mel)
+
+
+def test_lr_schedule():
+    from mug_nb.train import lr_at
+    sc = StageConfig(lr=1e-3)
+    assert lr_at(sc, 0, 10) == lr_at(sc, 9, 10) == 1e-3                    # the original: constant
+    sc = StageConfig(lr=1e-3, decay_from=4, min_lr_factor=0.0)
+    assert [round(lr_at(sc, s, 8) / 1e-3, 3) for s in (0, 3, 4, 6, 8)] == [1, 1, 1, 0.5, 0]

@@ -50,7 +50,8 @@ def bundled_train_config(args) -> TrainConfig:
         vae=StageConfig(lr=args.vae_lr, batch_size=args.vae_batch, epochs=1000, max_steps=args.vae_steps, kl_weight=1e-4,
                         head_pos_weight=args.head_pos_weight),
         diffusion=StageConfig(lr=args.lr, batch_size=args.batch, epochs=1000, max_steps=args.diff_steps,
-                              optimizer="adamw", weight_decay=0.01, prompt_dropout_p=0.5, uncond_p=0.1),
+                              optimizer="adamw", weight_decay=0.01, prompt_dropout_p=0.5, uncond_p=0.1,
+                              decay_from=args.decay_from),
         seed=23, ckpt_every=100, window=args.window, stages=tuple(args.stages))
 
 
@@ -65,6 +66,7 @@ def main(argv=None):
     ap.add_argument("--vae-batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--vae-lr", type=float, default=2e-3)
+    ap.add_argument("--decay-from", type=int, default=None, help="diffusion: linear lr decay from this step to the last")
     ap.add_argument("--head-pos-weight", type=float, default=4.0)
     ap.add_argument("--vae-steps", type=int, default=2000)
     ap.add_argument("--diff-steps", type=int, default=6000)
