@@ -12,6 +12,8 @@ Stages (cumulative):
                  guided batch's doubled prompt/audio built once
   +prompt_kv     the cross-attention keys/values of the prompt (21 tokens) reused across steps
   +inference     torch.inference_mode instead of no_grad
+  +halves        guidance only: the cond and uncond halves share every layer before the first cross-attention
+                 (the U-Net's `halves=True`, used by the samplers; the level-0 blocks run once, not twice)
   +frozen       (opt-in, --frozen) the U-Net traced with TorchScript for this song's conditions and frozen
                  (`torch.jit.trace` + `torch.jit.freeze`): same numbers, less interpreter overhead, but a
                  one-off cost of seconds per song (printed), so it pays off only for long runs
@@ -22,8 +24,8 @@ The script also counts the floating-point work of one step (torch.utils.flop_cou
 product of the model's typical size: the ratio of the two is the fastest a float32 step can be on this
 machine at this thread count, whatever the overhead removed.
 The original code needs 0.515 s (no guidance) and 0.917 s (guidance 1:1 batch doubling) per step on
-the reference machines. Both wall-clock and process CPU time are printed (minimum over --reps runs); on a
-shared machine the CPU time is the steadier figure.
+the reference machines. Both wall-clock and process CPU time are printed (median over --reps interleaved
+runs); on a shared machine the CPU time is the steadier figure.
 """
 import argparse
 import statistics
@@ -88,7 +90,9 @@ def main():
     t = torch.tensor([501])
     eps_fn = model.model
 
-    def stage(s4_cache, pointwise, audio_once, prompt_kv, inference):
+    doubling_fn = lambda x, t, c, w: eps_fn(x, t, c, w)     # no `shares_guided_halves`: the plain doubled batch
+
+    def stage(s4_cache, pointwise, audio_once, prompt_kv, inference, halves=False):
         SSKernelNPLR.cache_enabled = s4_cache
         if prompt_kv: cache_prompt_kv(unet)
         else:
@@ -109,33 +113,35 @@ def main():
             with ctx(): return eps_fn(x, t, c, w)
 
         def guided():
-            with ctx(): return _guided_eps(eps_fn, x, t, c, w, a.cfg_scale, uc, doubled)
+            with ctx(): return _guided_eps(eps_fn if halves else doubling_fn, x, t, c, w, a.cfg_scale, uc, doubled)
         return plain, guided
 
     stages = [("baseline", (False,) * 5), ("+s4_cache", (True, False, False, False, False)),
               ("+pointwise", (True, True, False, False, False)), ("+audio_once", (True, True, True, False, False)),
-              ("+prompt_kv", (True, True, True, True, False)), ("+inference", (True,) * 5)]
-    best = {name: [float("inf")] * 4 for name, _ in stages}
+              ("+prompt_kv", (True, True, True, True, False)), ("+inference", (True,) * 5), ("+halves", (True,) * 6)]
+    runs = {name: [] for name, _ in stages}
     outs = {}
     for r in range(a.reps):                                  # interleaved, so load changes hit every stage alike
         for name, flags in stages:
             plain, guided = stage(*flags)
             w1, c1, o1 = timed(plain, 1)
             w2, c2, o2 = timed(guided, 1)
-            best[name] = [min(x, y) for x, y in zip(best[name], (w1, c1, w2, c2))]
+            runs[name].append((w1, c1, w2, c2))
             outs[name] = (o1.clone(), o2.clone())
     ref = outs["baseline"]
     rows = []
     for name, _ in stages:
-        w1, c1, w2, c2 = best[name]
+        w1, c1, w2, c2 = (statistics.median(col) for col in zip(*runs[name]))   # medians of interleaved runs
         o1, o2 = outs[name]
         d = max((o1 - ref[0]).abs().max().item(), (o2 - ref[1]).abs().max().item())
         rows.append((name, w1, c1, w2, c2, d))
         print(f"{name:12s} no guidance {w1:6.3f} s/step (cpu {c1:6.3f})   guidance {w2:6.3f} s/step (cpu {c2:6.3f})"
-              f"   max|diff vs baseline| {d:.1e}", flush=True)
+              f"   max|diff vs baseline| {d:.1e}"
+              + (f"   cpu vs original 0.515/0.917 s: {0.515 / c1:.2f}x / {0.917 / c2:.2f}x" if a.config == "full" else ""), flush=True)
     SSKernelNPLR.cache_enabled, unet.cache_audio = True, True
     use_matmul_pointwise(model); cache_prompt_kv(unet)
     b, f = rows[0], rows[-1]
+    print(f"before -> after (cpu, median): no guidance {b[2]:.3f} -> {f[2]:.3f} s/step, guidance {b[4]:.3f} -> {f[4]:.3f} s/step")
     print(f"speed-up (wall): no guidance {b[1] / f[1]:.2f}x, guidance {b[3] / f[3]:.2f}x;"
           f" (cpu): {b[2] / f[2]:.2f}x, {b[4] / f[4]:.2f}x")
     if a.config == "full": print(f"CPU time vs the original's reference 0.515 / 0.917 s per step: {0.515 / f[2]:.2f}x / {0.917 / f[4]:.2f}x "
@@ -161,7 +167,9 @@ def main():
 def floor(eps_fn, x, t, c, w, b, f, a):
     "Floating-point work of one step, this machine's matrix-product rate, and the fastest step they allow."
     from torch.utils.flop_counter import FlopCounterMode
-    with torch.no_grad(), FlopCounterMode(display=False) as fc: eps_fn(x, t, c, w)
+    with torch.no_grad():
+        eps_fn(x, t, c, w)                                   # the caches are keyed on the grad mode: warm them
+        with FlopCounterMode(display=False) as fc: eps_fn(x, t, c, w)
     gflop = fc.get_total_flops() / 1e9
     m1, m2 = torch.randn(64, 512), torch.randn(512, 512)
     rate = 2 * 64 * 512 * 512 / 1e9 / timed(lambda: [m1 @ m2 for _ in range(20)], 5)[1] * 20   # GFLOP/s, best of 5
@@ -205,15 +213,19 @@ def frozen_stage(unet, x, t, c, w, uc, a, b, f, ref):
 
 
 def compiled_stage(unet, x, t, c, w, b, f, ref):
-    "Opt-in: torch.compile of the U-Net forward at the sampling shape (no guidance)."
+    "Opt-in: torch.compile of the U-Net forward at the sampling shape (no guidance), against the eager U-Net."
     with torch.inference_mode():
         cm = torch.compile(unet, dynamic=False)
         t0 = time.perf_counter(); cm(x, t, c, *w); one_off = time.perf_counter() - t0
-        wall, cpu, out = timed(lambda: cm(x, t, c, *w), 3)
+        out = cm(x, t, c, *w)
+        eager, comp = [], []
+        for _ in range(5):                                   # interleaved; medians
+            for fn, acc in ((lambda: unet(x, t, c, *w), eager), (lambda: cm(x, t, c, *w), comp)):
+                c0 = time.process_time(); fn(); acc.append(time.process_time() - c0)
     d = (out - ref[0]).abs().max().item()
-    print(f"{'+compile':12s} no guidance {wall:6.3f} s/step (cpu {cpu:6.3f})   max|diff vs baseline| {d:.1e}   "
-          f"compile {one_off:.0f} s (once per process); vs all-eager stages {f[2] / cpu:.2f}x")
-
+    e, k = statistics.median(eager), statistics.median(comp)
+    print(f"{'+compile':12s} no guidance cpu {k:6.3f} s/step (eager {e:6.3f})   max|diff vs baseline| {d:.1e}   "
+          f"first call {one_off:.0f} s; compiled vs eager U-Net {e / k:.2f}x")
 
 if __name__ == "__main__":
     main()

@@ -195,3 +195,26 @@ def test_tiny_generates_a_song_within_budget():
     cpu = time.process_time() - t0
     assert z.shape == (4, 16, 512) and torch.isfinite(z).all()
     assert cpu < 10.0, f"{cpu:.1f} s of CPU time"
+
+
+def test_guided_sampling_shares_the_halves_with_the_same_numbers():
+    """ddim_sample uses `halves=True` for MuG models; a plain doubled batch gives the same latents."""
+    torch.manual_seed(0)
+    m = build_model(Config.tiny()).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.abs().sum() == 0: p.copy_(torch.randn(p.shape) * 0.05)
+    assert m.model.shares_guided_halves
+
+    class Doubling(torch.nn.Module):              # no `shares_guided_halves`: the sampler doubles x and t
+        def __init__(self): super().__init__(); self.inner = m.model
+        def forward(self, x, t, c, w): return self.inner(x, t, c, w)
+    with torch.inference_mode():
+        w = m.model.wave_model(torch.rand(1, 128, 64 * 64))
+        ids = torch.randint(0, 329, (2, 21))
+        c, uc = m.model.cond_stage_model(ids), m.model.cond_stage_model(torch.zeros_like(ids))
+        w2 = [a.expand(2, -1, -1) for a in w]
+        xT = torch.randn(2, 16, 64, generator=torch.Generator().manual_seed(1))
+        shared = ddim_sample(m, (2, 16, 64), c, w2, 5, cfg_scale=5.0, uc=uc, x_T=xT)
+        doubled = ddim_sample(Doubling(), (2, 16, 64), c, w2, 5, cfg_scale=5.0, uc=uc, x_T=xT, sched=m)
+    assert (shared - doubled).abs().max() / doubled.abs().max() < 1e-5 and shared.abs().max() > 0

@@ -124,3 +124,29 @@ def test_lstm_option_and_no_s4():
     x = torch.randn(1, 16, 64)
     with torch.no_grad():
         assert u(x, torch.tensor([3]), torch.randn(1, 32, 21), *audio(1, 64, SMALL["audio_channels"])).shape == x.shape
+
+
+def test_guided_halves_share_the_prefix_and_give_the_same_numbers():
+    from mug_nb.s4 import S4Layer
+    u = _nonzero(UNetModel(**SMALL))
+    x, t = torch.randn(2, 16, 64), torch.tensor([5, 700])
+    c2, w = torch.randn(4, 32, 21), audio(2, 64, SMALL["audio_channels"])
+    w2 = [torch.cat([a, a]) for a in w]
+    seen = []                                     # batch seen by the level-0 S4 layer (before any attention)
+    hook = next(m for m in u.input_blocks[2] if isinstance(m, S4Layer)).register_forward_hook(
+        lambda m, i, o: seen.append(i[0].shape[0]))
+    with torch.no_grad():
+        ref = u(torch.cat([x, x]), torch.cat([t, t]), c2, *w2)
+        for cache in (False, True):
+            u.cache_audio = cache
+            out = u(x, t, c2, *w2, halves=True)
+            assert out.shape == ref.shape and (out - ref).abs().max() < 1e-5
+    hook.remove()
+    assert seen == [4, 2, 2]                      # doubled batch, then one half with and without audio constants
+    assert (ref[:2] - ref[2:]).abs().max() > 1e-4   # the prompt matters after the attention
+    with pytest.raises(UNetError, match="halves=True"):
+        u(x, t, c2[:2], *w2, halves=True)
+    v = _nonzero(UNetModel(**{**SMALL, "attention_resolutions": ()}))   # attention only in the middle block
+    with torch.no_grad():
+        out = v(x, t, c2, *w2, halves=True)
+        assert out.shape == (4, 16, 64) and (out - v(torch.cat([x, x]), torch.cat([t, t]), c2, *w2)).abs().max() < 1e-5
