@@ -68,11 +68,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same charts)")
     p.add_argument("--checkpoint", help="an original MuG Diffusion checkpoint (.ckpt) or one of ours (folder)")
     p.add_argument("--config", help="the original's model.yaml, with --checkpoint")
+    p.add_argument("--snap", type=int, default=16, help="snap notes to 1/N beats (0: no snapping; default 16)")
+    p.add_argument("--jack-interval", type=float, default=90,
+                   help="remove same-column repeats closer than this many ms (0: keep all; default 90)")
+    p.add_argument("--timing", choices=["global", "beats"], default="global",
+                   help="one BPM and offset for the song (global), or timing points from beat tracking (beats)")
+    p.add_argument("--click-tracks", action="store_true", help="also write the song with a tick on every note (.wav)")
     _add_prompt_args(p)
     p.add_argument("--json", action="store_true", help="print the written paths as JSON")
 
+    p = sub.add_parser("inpaint", help="regenerate one time range of a chart and keep the rest note for note")
+    p.add_argument("chart", help=".osu file to change (it is not overwritten)")
+    p.add_argument("audio", help="the chart's audio file")
+    p.add_argument("--start", type=float, required=True, help="start of the range, ms")
+    p.add_argument("--end", type=float, required=True, help="end of the range, ms")
+    p.add_argument("--out", help="output .osu (default: a new name beside the chart)")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument("--json", action="store_true", help="print the written path as JSON")
+
     p = sub.add_parser("invert", help="the prompt that describes an existing chart")
     p.add_argument("chart", help=".osu file")
+    p.add_argument("--rate", type=float, default=1.0, help="clock rate, e.g. 1.5 for DT (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("prepare", help="index osu! Songs folders and .osz files into a training set")
@@ -123,7 +140,12 @@ def _run(args) -> None:
         _print(chart_info(args.chart, features=not args.no_features), args.json)
     elif args.command == "invert":
         from mug_nb.generate import invert_chart
-        _print(invert_chart(args.chart), args.json)
+        _print(invert_chart(args.chart, rate=args.rate), args.json)
+    elif args.command == "inpaint":
+        from mug_nb.generate import inpaint_to_file
+        path = inpaint_to_file(args.chart, args.audio, args.start, args.end, out_path=args.out, steps=args.steps,
+                               seed=args.seed)
+        _print([str(path)], args.json)
     elif args.command == "generate":
         from mug_nb.generate import generate_to_files
         model = None
@@ -131,7 +153,9 @@ def _run(args) -> None:
             from mug_nb.model import load_checkpoint, load_original
             model = load_original(args.checkpoint, args.config) if args.config else load_checkpoint(args.checkpoint)
         paths = generate_to_files(args.audio, args.out, prompt=_prompt(args), count=args.count, steps=args.steps,
-                                  cfg_scale=args.cfg, seed=args.seed, model=model)
+                                  cfg_scale=args.cfg, seed=args.seed, model=model, snap=args.snap or None,
+                                  jack_interval=args.jack_interval or None, timing=args.timing,
+                                  click_tracks=args.click_tracks)
         _print([str(p) for p in paths], args.json)
     elif args.command == "prepare":
         from mug_nb.data import build_dataset

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -39,3 +40,57 @@ def test_bad_chart_is_one_line_error(tmp_path, content):
     assert r.returncode == 2
     assert r.stderr.startswith("mug-nb: error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr
+
+
+# --- generate: the README's main job, end to end through the console script -------------------------------
+
+def _song(samples):
+    return sorted((samples / "songs").iterdir())[0]
+
+
+def test_generate_json_two_variants_read_back_and_repeat(samples, tmp_path):
+    import rosu_pp_py as rosu
+    from mug_nb.osu import read_osz
+    args = ["generate", str(_song(samples)), "--count", "2", "--steps", "20", "--seed", "1", "--json"]
+    first = run(*args, "--out", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    paths = json.loads(first.stdout)
+    assert len(paths) == 2 and all(p.endswith(".osz") for p in paths)
+    charts = []
+    for p in paths:
+        (bm,) = read_osz(p).charts.values()
+        assert bm.key_count == 4 and bm.notes
+        with zipfile.ZipFile(p) as z:  # rosu-pp reads the very bytes we wrote
+            (name,) = [n for n in z.namelist() if n.endswith(".osu")]
+            assert rosu.Difficulty().calculate(rosu.Beatmap(bytes=z.read(name))).stars > 0
+        charts.append([(n.time, n.column, n.end) for n in bm.notes])
+    again = run(*args, "--out", str(tmp_path / "b"))
+    assert again.returncode == 0, again.stderr
+    assert [[(n.time, n.column, n.end) for n in next(iter(read_osz(p).charts.values())).notes]
+            for p in json.loads(again.stdout)] == charts
+
+
+def test_generate_never_overwrites(samples, tmp_path):
+    args = ["generate", str(_song(samples)), "--count", "1", "--steps", "2", "--seed", "3", "--json", "--out", str(tmp_path)]
+    a, b = run(*args), run(*args)
+    assert a.returncode == b.returncode == 0, a.stderr + b.stderr
+    pa, pb = json.loads(a.stdout)[0], json.loads(b.stdout)[0]
+    assert pa != pb and (tmp_path / pa).exists() and (tmp_path / pb).exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "silent", "prompt"])
+def test_generate_bad_input_one_line(case, samples, tmp_path):
+    import numpy as np
+    import soundfile as sf
+    audio = str(_song(samples))
+    extra = []
+    if case == "missing":
+        audio = str(tmp_path / "nope.ogg")
+    elif case == "silent":
+        audio = str(tmp_path / "silent.wav")
+        sf.write(audio, np.zeros(22050 * 5, "float32"), 22050)
+    else:
+        extra = ["--sr", "99"]
+    r = run("generate", audio, "--out", str(tmp_path / "out"), "--count", "1", "--steps", "2", *extra)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.startswith("mug-nb: error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
