@@ -1,20 +1,21 @@
 """Seconds per DDIM step of the full MuG model at latent 16 x 512, without and with guidance,
 before and after each inference optimisation.
 
-    python benchmarks/bench_sampling.py [--threads 1] [--reps 3] [--config full|tiny] [--steps N]
+    python benchmarks/bench_sampling.py [--threads 1] [--reps 3] [--config full|tiny] [--steps N] [--frozen] [--compile] [--no-song]
 
 Stages (cumulative):
   baseline       eval + no_grad; S4 kernels recomputed every call; audio branch recomputed every call;
                  guidance re-concatenates the prompt and all audio maps every step (as the original does)
   +s4_cache      S4 kernels (and their FFTs) cached: they depend only on the parameters and the length
-  +pointwise     kernel-size-1 convolutions as matrix products (PyTorch's CPU conv path is slow for them)
+  +pointwise     kernel-size-1 convolutions as matrix products (PyTorch's CPU conv path is slow for them),
+                 including the audio-free part of the 1x1 skip of each level's first ResBlock (bias pre-added)
   +audio_once    the audio-only part of each level's first ResBlock computed once per song, and the
                  guided batch's doubled prompt/audio built once
   +prompt_kv     the cross-attention keys/values of the prompt (21 tokens) reused across steps
   +inference     torch.inference_mode instead of no_grad
   +halves        guidance only: the cond and uncond halves share every layer before the first cross-attention
                  (the U-Net's `halves=True`, used by the samplers; the level-0 blocks run once, not twice)
-  +frozen       (opt-in, --frozen) the U-Net traced with TorchScript for this song's conditions and frozen
+  +frozen        (opt-in, --frozen) the U-Net traced with TorchScript for this song's conditions and frozen
                  (`torch.jit.trace` + `torch.jit.freeze`): same numbers, less interpreter overhead, but a
                  one-off cost of seconds per song (printed), so it pays off only for long runs
   --compile      (opt-in) `torch.compile(unet, dynamic=False)` (inductor): measured for the record; the caches'

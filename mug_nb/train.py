@@ -445,7 +445,7 @@ class SynthChartDataset(Dataset):
                 "valid_flag": torch.ones(W), "audio": torch.from_numpy(mel),
                 "feature": torch.from_numpy(ids.astype(np.int64))}
 
-# %% ../nbs/13_train.ipynb #9728e385
+# %% ../nbs/13_train.ipynb #4cca8e8a
 def _replayable(ds):
     "Make a `ChartDataset`'s augmentation draw from the (reseeded) global numpy RNG, so resume stays exact."
     ds._rng = lambda i: np.random.default_rng([int(np.random.randint(2**31)), i])

@@ -93,7 +93,8 @@ def _attn_heads(ch: int, num_heads: int, num_head_channels: int) -> tuple[int, i
     return ch // num_head_channels, num_head_channels
 
 class UNetModel(nn.Module):
-    "MuG's 1-D U-Net: forward(x (B,C,L), t (B,), context (B,Cc,21), *audios) -> eps (B,C,L)."
+    """MuG's 1-D U-Net: forward(x (B,C,L), t (B,), context (B,Cc,21), *audios) -> eps (B,C,L).
+    With `halves=True` (guidance) x and t are one half of a batch whose context (and audio) has 2B rows."""
     def __init__(self, in_channels=16, model_channels=128, out_channels=16, num_res_blocks=2,
                  attention_resolutions=(8, 4, 2), audio_channels=(256, 512, 512, 512), dropout=0.0,
                  channel_mult=(1, 2, 3, 4), conv_resample=True, num_heads=8, num_head_channels=-1,
