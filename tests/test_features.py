@@ -3,7 +3,6 @@ import csv
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -178,11 +177,9 @@ def test_skillsets_edge_cases():
         skillsets(stream_chart(5), backend="nope")
 
 
-def test_skillsets_speed_five_minutes():
-    bm = stream_chart(300, nps=12)
-    skillsets(bm)
-    t0 = time.perf_counter(); skillsets(bm); dt = time.perf_counter() - t0
-    assert dt < 0.25  # the benchmark prints the real figure (goal 50 ms); shared CI cores are noisy
+def test_skillsets_five_minute_chart_is_finite():
+    out = skillsets(stream_chart(300, nps=12))  # speed is measured by benchmarks/bench_features.py
+    assert set(out) == set(SKILLSETS) and all(np.isfinite(v) and 0 < v <= 40 for v in out.values())
 
 
 def _spearman(a, b):

@@ -1,6 +1,5 @@
 """The assembled model: the original's tree and counts, compat numbers, safe loading, our checkpoints."""
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -168,33 +167,29 @@ def test_checkpoint_roundtrip(tmp_path):
         load_checkpoint(d)
 
 
-def test_tiny_training_step_under_a_second():
+def test_tiny_training_step():
+    "One step runs and updates the weights (seconds per step: benchmarks/bench_train_step.py)."
     torch.manual_seed(0)
     m = build_model(Config.tiny()).train()
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-3)
     note, mel, ids = torch.rand(2, 16, 4096), torch.rand(2, 128, 32768), torch.randint(0, 329, (2, 21))
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        loss, _ = m.training_loss(note, ids, mel)
-        loss.backward(); opt.step(); opt.zero_grad()
-        times.append(time.perf_counter() - t0)
-    assert torch.isfinite(loss) and min(times) < 1.0, times
+    before = [p.detach().clone() for p in m.parameters() if p.requires_grad]
+    loss, _ = m.training_loss(note, ids, mel)
+    loss.backward(); opt.step(); opt.zero_grad()
+    after = [p for p in m.parameters() if p.requires_grad]
+    assert torch.isfinite(loss) and any(not torch.equal(a, b) for a, b in zip(after, before))
 
 
-def test_tiny_generates_a_song_within_budget():
-    """3-minute song: audio encoder on 128 x 32768 + 4 variants x 50 guided DDIM steps at 16 x 512 (CPU time, 1 thread)."""
+def test_tiny_generates_a_song():
+    """3-minute song: audio encoder on 128 x 32768 + 4 guided variants at 16 x 512 (timing: benchmarks/bench_generate.py)."""
     torch.manual_seed(0)
     m = build_model(Config.tiny()).eval()
-    t0 = time.process_time()
     with torch.inference_mode():
         w = m.model.wave_model(torch.rand(1, 128, 32768))
         ids = torch.randint(0, 329, (4, 21))
         c, uc = m.model.cond_stage_model(ids), m.model.cond_stage_model(torch.zeros_like(ids))
-        z = ddim_sample(m, (4, 16, 512), c, [x.expand(4, -1, -1) for x in w], 50, cfg_scale=5.0, uc=uc)
-    cpu = time.process_time() - t0
+        z = ddim_sample(m, (4, 16, 512), c, [x.expand(4, -1, -1) for x in w], 5, cfg_scale=5.0, uc=uc)
     assert z.shape == (4, 16, 512) and torch.isfinite(z).all()
-    assert cpu < 10.0, f"{cpu:.1f} s of CPU time"
 
 
 def test_guided_sampling_shares_the_halves_with_the_same_numbers():

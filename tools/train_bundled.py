@@ -45,8 +45,11 @@ BUNDLED_MODEL = {
 
 def bundled_train_config(args) -> TrainConfig:
     "The TrainConfig of the bundled model (recorded in the checkpoint and in 13_train)."
+    model = {k: dict(v) for k, v in BUNDLED_MODEL.items()}
+    if getattr(args, "unet_channels", 16) != 16:
+        model["unet"].update(model_channels=args.unet_channels, channel_mult=[1, 2, 2, 2])
     return TrainConfig(
-        model={"name": "tiny", **{k: dict(v) for k, v in BUNDLED_MODEL.items()}},
+        model={"name": "tiny", **model},
         vae=StageConfig(lr=args.vae_lr, batch_size=args.vae_batch, epochs=1000, max_steps=args.vae_steps, kl_weight=1e-4,
                         head_pos_weight=args.head_pos_weight),
         diffusion=StageConfig(lr=args.lr, batch_size=args.batch, epochs=1000, max_steps=args.diff_steps,
@@ -66,6 +69,7 @@ def main(argv=None):
     ap.add_argument("--vae-batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--vae-lr", type=float, default=2e-3)
+    ap.add_argument("--unet-channels", type=int, default=16, help="16 (channel_mult 1,2,4,4) or 32 (1,2,2,2)")
     ap.add_argument("--decay-from", type=int, default=None, help="diffusion: linear lr decay from this step to the last")
     ap.add_argument("--head-pos-weight", type=float, default=4.0)
     ap.add_argument("--vae-steps", type=int, default=2000)
