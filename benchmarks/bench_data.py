@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from mug_nb.audio import MelCache  # noqa: E402
 from mug_nb.data import Augment, ChartDataset, build_dataset  # noqa: E402
 from mug_nb.synth import synth_song, write_sample  # noqa: E402
 
@@ -58,6 +59,13 @@ def main(argv=None):
                 if n >= a.items: break
         dt = time.perf_counter() - t0
         print(f"loader ({title}): {n / dt:.1f} items/s")
+    song = next(src.glob("set0/*.ogg"), None) or next(src.glob("set0/audio.*"))
+    cache = MelCache(tmp / "mel_bench")
+    t0 = time.perf_counter(); cache(song); miss = time.perf_counter() - t0
+    hit = min((lambda s: (cache(song), time.perf_counter() - s)[1])(time.perf_counter()) for _ in range(5))
+    print(f"mel cache: miss {miss * 1000:.1f} ms, hit {hit * 1000:.1f} ms = {miss / hit:.0f}x faster (goal >= 10x)")
+    t = min((lambda s: (synth_song(7, duration=60), time.perf_counter() - s)[1])(time.perf_counter()) for _ in range(3))
+    print(f"synth_song: a 60 s song in {t:.2f} s")
 
 
 if __name__ == "__main__":
