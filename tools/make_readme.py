@@ -8,6 +8,7 @@ image outputs are referenced from files under nbs/ (the notebook links them itse
 Cells marked `#| hide` and nbdev directives are left out.
 """
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -22,9 +23,10 @@ def render(nb):
         if any(l.strip() in ("#| hide", "#|hide") for l in lines):
             continue
         body = "\n".join(l for l in lines if not l.startswith("#|")).strip()
-        if cell["cell_type"] == "markdown":
-            parts.append(body.replace("](../", "]("))
+        if cell["cell_type"] == "markdown":  # links are relative to nbs/; the README sits one level up
+            parts.append(re.sub(r"\]\((?!https?:|#|/)(\.\./)?", lambda m: "](" if m.group(1) else "](nbs/", body))
         elif body:
+            body = body.replace('"../', '"')  # paths in code are relative to nbs/ too
             parts.append(f"```python\n{body}\n```")
             for out in cell.get("outputs", []):
                 text = out.get("text") or out.get("data", {}).get("text/plain")
