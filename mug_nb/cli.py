@@ -42,10 +42,10 @@ def chart_info(path: str | Path, features: bool = True) -> dict:
 # %% ../nbs/17_cli.ipynb #2ff781d6
 def _add_prompt_args(p: argparse.ArgumentParser):
     g = p.add_argument_group("prompt (any subset; unset features are 'missing')")
-    g.add_argument("--sr", type=float, help="osu! star rating to aim for")
-    g.add_argument("--ln-ratio", type=float, help="share of long notes, 0..1")
-    g.add_argument("--ett", type=float, help="overall Etterna MSD")
-    g.add_argument("--prompt", type=json.loads, default={},
+    g.add_argument("--sr", type=float, metavar="STARS", help="osu! star rating to aim for")
+    g.add_argument("--ln-ratio", type=float, metavar="R", help="share of long notes, 0..1")
+    g.add_argument("--ett", type=float, metavar="MSD", help="overall Etterna MSD")
+    g.add_argument("--prompt", type=json.loads, metavar="JSON", default={},
                    help='any prompt features as JSON, e.g. \'{"stream": true, "rank_status": "ranked"}\'')
 
 
@@ -61,15 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="write charts for a song (.osz files)")
     p.add_argument("audio", help="audio file (ogg, mp3, wav, flac) or a folder holding one")
-    p.add_argument("--out", required=True, help="output folder (existing files are never overwritten)")
-    p.add_argument("--count", type=int, default=4, help="number of variants (default 4)")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
-    p.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale (default 5)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same charts)")
-    p.add_argument("--checkpoint", help="an original MuG Diffusion checkpoint (.ckpt) or one of ours (folder)")
-    p.add_argument("--config", help="the original's model.yaml, with --checkpoint")
-    p.add_argument("--snap", type=int, default=16, help="snap notes to 1/N beats (0: no snapping; default 16)")
-    p.add_argument("--jack-interval", type=float, default=90,
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (existing files are never overwritten)")
+    p.add_argument("--count", type=int, metavar="N", default=4, help="number of variants (default 4)")
+    p.add_argument("--steps", type=int, metavar="N", default=50, help="DDIM steps (default 50)")
+    p.add_argument("--cfg", type=float, metavar="SCALE", default=5.0, help="classifier-free guidance scale (default 5)")
+    p.add_argument("--seed", type=int, metavar="N", default=None, help="random seed (same seed, same charts)")
+    p.add_argument("--checkpoint", metavar="CKPT", help="an original MuG Diffusion checkpoint (.ckpt) or one of ours (folder)")
+    p.add_argument("--config", metavar="YAML", help="the original's model.yaml, with --checkpoint")
+    p.add_argument("--snap", type=int, metavar="N", default=16, help="snap notes to 1/N beats (0: no snapping; default 16)")
+    p.add_argument("--jack-interval", type=float, metavar="MS", default=90,
                    help="remove same-column repeats closer than this many ms (0: keep all; default 90)")
     p.add_argument("--timing", choices=["global", "beats"], default="global",
                    help="one BPM and offset for the song (global), or timing points from beat tracking (beats)")
@@ -80,29 +80,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inpaint", help="regenerate one time range of a chart and keep the rest note for note")
     p.add_argument("chart", help=".osu file to change (it is not overwritten)")
     p.add_argument("audio", help="the chart's audio file")
-    p.add_argument("--start", type=float, required=True, help="start of the range, ms")
-    p.add_argument("--end", type=float, required=True, help="end of the range, ms")
-    p.add_argument("--out", help="output .osu (default: a new name beside the chart)")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
-    p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument("--start", type=float, metavar="MS", required=True, help="start of the range, ms")
+    p.add_argument("--end", type=float, metavar="MS", required=True, help="end of the range, ms")
+    p.add_argument("--out", metavar="OSU", help="output .osu (default: a new name beside the chart)")
+    p.add_argument("--steps", type=int, metavar="N", default=50, help="DDIM steps (default 50)")
+    p.add_argument("--seed", type=int, metavar="N", default=None, help="random seed")
     p.add_argument("--json", action="store_true", help="print the written path as JSON")
 
     p = sub.add_parser("invert", help="the prompt that describes an existing chart")
     p.add_argument("chart", help=".osu file")
-    p.add_argument("--rate", type=float, default=1.0, help="clock rate, e.g. 1.5 for DT (default 1)")
+    p.add_argument("--rate", type=float, metavar="R", default=1.0, help="clock rate, e.g. 1.5 for DT (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("prepare", help="index osu! Songs folders and .osz files into a training set")
     p.add_argument("sources", nargs="+", help="Songs-like folders or .osz files")
-    p.add_argument("--out", required=True, help="dataset folder (re-running only does new work)")
-    p.add_argument("--keys", type=int, default=4, help="key count to keep (default 4)")
-    p.add_argument("--workers", type=int, default=None, help="parallel workers (default: CPU count)")
+    p.add_argument("--out", required=True, metavar="DIR", help="dataset folder (re-running only does new work)")
+    p.add_argument("--keys", type=int, metavar="K", default=4, help="key count to keep (default 4)")
+    p.add_argument("--workers", type=int, metavar="N", default=None, help="parallel workers (default: CPU count)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = sub.add_parser("train", help="train a VAE and diffusion model (use `accelerate launch` for many GPUs)")
     p.add_argument("config", help="'tiny', 'full' or a JSON config file")
     p.add_argument("--data", required=True, help="dataset folder made by `mug-nb prepare`")
-    p.add_argument("--out", required=True, help="run folder for checkpoints and logs")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder for checkpoints and logs")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
 
     p = sub.add_parser("evaluate", help="compare a generated chart with a reference chart")
