@@ -94,3 +94,19 @@ def test_generate_bad_input_one_line(case, samples, tmp_path):
     r = run("generate", audio, "--out", str(tmp_path / "out"), "--count", "1", "--steps", "2", *extra)
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.startswith("mug-nb: error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_prepare_reports_bad_files_and_resumes(samples, tmp_path):
+    import shutil
+    src = tmp_path / "Songs"
+    shutil.copytree(_song(samples), src / "good")
+    (src / "broken").mkdir()
+    (src / "broken" / "x [Hard].osu").write_text("osu file format v14\n[HitObjects]\nnot,a,note\n")
+    args = ["prepare", str(src), "--out", str(tmp_path / "ds"), "--workers", "1", "--json"]
+    first = run(*args)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["charts"] == len(list(_song(samples).glob("*.osu")))
+    assert [b for b in report["bad"] if "broken" in b["path"]] and all(b["reason"] for b in report["bad"])
+    again = json.loads(run(*args).stdout)
+    assert again["processed"] == 0 and again["charts"] == report["charts"]
