@@ -34,3 +34,15 @@ def shared_reference():
     if not ref.is_dir():
         pytest.skip("../shared/reference is not available")
     return ref
+
+
+@pytest.fixture(scope="session")
+def compat_golden(shared_reference):
+    """`(state_dict, outputs)` of `../shared/reference/compat_golden` (the original code's checkpoint and its
+    recorded outputs), loaded once per session and safely (`weights_only`); skip when absent."""
+    torch = pytest.importorskip("torch")
+    g = shared_reference / "compat_golden"
+    if not (g / "golden.pt").exists():
+        pytest.skip("compat_golden is not available")
+    sd = torch.load(g / "model.ckpt", weights_only=True, map_location="cpu")["state_dict"]
+    return sd, torch.load(g / "golden.pt", weights_only=True, map_location="cpu")

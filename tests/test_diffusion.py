@@ -32,8 +32,8 @@ def test_linear_schedule_matches_ldm():
         make_beta_schedule("quadratic")
 
 
-def test_golden_buffers(shared_reference):
-    g = torch.load(shared_reference / "compat_golden" / "golden.pt", weights_only=True)
+def test_golden_buffers(compat_golden):
+    g = compat_golden[1]
     buf = schedule_buffers(make_beta_schedule("linear", 1000))
     for k in ("betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod"):
         assert torch.equal(buf[k], g["ddpm_" + k]), k

@@ -143,12 +143,8 @@ def test_names_equal_original(shared_reference):
 
 
 @pytest.fixture(scope="module")
-def golden(shared_reference):
-    g = shared_reference / "compat_golden"
-    if not (g / "golden.pt").exists():
-        pytest.skip("compat_golden is not available")
-    sd = torch.load(g / "model.ckpt", weights_only=True, map_location="cpu")["state_dict"]
-    return sd, torch.load(g / "golden.pt", weights_only=True, map_location="cpu")
+def golden(compat_golden):
+    return compat_golden
 
 
 def sub(sd, prefix):

@@ -173,15 +173,12 @@ def test_tiny_training_step_learns():
 
 
 @pytest.fixture(scope="module")
-def golden(shared_reference):
-    g = shared_reference / "compat_golden"
-    if not (g / "golden.pt").exists():
-        pytest.skip("compat_golden is not available")
-    sd = torch.load(g / "model.ckpt", weights_only=True, map_location="cpu")["state_dict"]
+def golden(compat_golden):
+    sd, outputs = compat_golden
     p = "model.first_stage_model."
     vae = AutoencoderKL(GOLDEN_DDCONFIG).eval()
     vae.load_state_dict({k[len(p):]: v for k, v in sd.items() if k.startswith(p)}, strict=True)
-    return vae, torch.load(g / "golden.pt", weights_only=True, map_location="cpu")
+    return vae, outputs
 
 
 def test_compat_encode(golden):
