@@ -71,6 +71,7 @@ class AudioConfig:
     attention_resolutions: tuple = (128, 256, 512)
     dropout: float = 0.0
     use_checkpoint: bool = True
+    onset_bands: int = 0           # tiny configs: spectral-flux channels at the latent rate (08_encoders); 0 = original
 
 @dataclass
 class PromptConfig:
@@ -133,7 +134,7 @@ class Config:
         if bad: raise ModelError(f"Config.from_dict: unknown section(s) {sorted(bad)}; expected {list(_PARTS)}")
         return cls(**parts)
 
-# %% ../nbs/12_model.ipynb #c2ff4eb1
+# %% ../nbs/12_model.ipynb #0ba4055d
 def _vocab_size(name: str) -> int | None:
     "Number of ids of a named prompt vocabulary (None when mug_nb.features is unavailable)."
     try: from mug_nb import features
@@ -189,10 +190,13 @@ class DDPM(nn.Module):
 def check_config(cfg: Config) -> None:
     "Cross-part consistency: audio widths, prompt width, latent channels, group counts."
     u, a = cfg.unet, cfg.audio
-    widths = [a.middle_channels * m for m in a.channel_mult][-len(u.channel_mult):]
+    widths = [a.middle_channels * m for m in a.channel_mult]
+    if a.onset_bands: widths[6] += 8 * a.onset_bands               # level 6 (latent rate) carries the onset channels
+    widths = widths[-len(u.channel_mult):]
     if list(u.audio_channels) != widths:
         raise ModelError(f"config: unet.audio_channels {list(u.audio_channels)} must equal the audio encoder's last "
-                         f"{len(u.channel_mult)} widths {widths} (audio.middle_channels x audio.channel_mult)")
+                         f"{len(u.channel_mult)} widths {widths} (audio.middle_channels x audio.channel_mult"
+                         f"{', + 8 x audio.onset_bands at level 6' if a.onset_bands else ''})")
     if u.context_dim != cfg.prompt.embed_dim:
         raise ModelError(f"config: unet.context_dim {u.context_dim} != prompt.embed_dim {cfg.prompt.embed_dim}")
     if u.in_channels != cfg.vae.z_channels or cfg.diffusion.z_channels != cfg.vae.z_channels:
@@ -215,7 +219,7 @@ def build_model(config: Config | None = None) -> DDPM:
     cache_prompt_kv(model.model.unet_model)   # the prompt's keys/values are reused across sampling steps
     return model
 
-# %% ../nbs/12_model.ipynb #89542c26
+# %% ../nbs/12_model.ipynb #4bb087cc
 _TARGETS = {"model": "mug.diffusion.diffusion.DDPM", "unet_config": "mug.diffusion.unet.UNetModel",
             "first_stage_config": "mug.firststage.autoencoder.AutoencoderKL",
             "cond_stage_config": "mug.cond.feature.BeatmapFeatureEmbedder",
@@ -258,7 +262,7 @@ def config_from_original(cfg: dict, where: str = "model.yaml") -> Config:
     return Config(unet=UNetConfig(**{**unet, "s4_mode": "compat"}), vae=VAEConfig(**vae), audio=AudioConfig(**audio),
                   prompt=prompt, diffusion=DiffusionConfig(**diff))
 
-# %% ../nbs/12_model.ipynb #9ef3f0e7
+# %% ../nbs/12_model.ipynb #c5ca1016
 def _inert_globals() -> list:
     "NumPy scalar and dtype constructors: data-only types Lightning checkpoints sometimes contain."
     import numpy as np
@@ -308,7 +312,7 @@ def load_state(model: nn.Module, sd: dict, strict: bool = True, where: str = "ch
     model.load_state_dict(good, strict=False)
     return rep
 
-# %% ../nbs/12_model.ipynb #c5ca1016
+# %% ../nbs/12_model.ipynb #295ee766
 def load_original(ckpt_path, config_path, strict: bool = True) -> DDPM:
     "An original MuG checkpoint + its model.yaml -> DDPM in compat mode (`.load_report` says what matched)."
     import yaml
@@ -324,7 +328,7 @@ def load_original(ckpt_path, config_path, strict: bool = True) -> DDPM:
     if not model.load_report.ok: warnings.warn(f"{ckpt_path}: {model.load_report}")
     return model.eval()
 
-# %% ../nbs/12_model.ipynb #310b1c7d
+# %% ../nbs/12_model.ipynb #3ba55abd
 def save_checkpoint(model: DDPM, config: Config | None = None, path=".", extra: dict | None = None) -> Path:
     "Write `path/model.safetensors` and `path/config.json`; returns the directory."
     from safetensors.torch import save_file

@@ -193,3 +193,33 @@ def test_module_built_under_inference_mode():
         x, c = torch.randn(2, 64, 30), torch.randn(2, 32, 21)
         a, b = ct(x, c), ct(x, c)
     assert torch.equal(a, b)
+
+
+def test_onset_features_fold_note_frames_into_channels():
+    from mug_nb.encoders import onset_features
+    mel = torch.zeros(1, 128, 64 * 3)
+    mel[:, :32, 8 * 5 + 3:] = 2.0           # a low-band step inside note frame 5 (latent frame 0, slot 5)
+    mel[:, 96:, 64 * 2 + 8:] = 1.0          # a high-band step in note frame 17 (latent frame 2, slot 1)
+    f = onset_features(mel, bands=4)
+    assert f.shape == (1, 32, 3)
+    nz = {tuple(i) for i in torch.nonzero(f[0]).tolist()}
+    assert nz == {(0 * 8 + 5, 0), (3 * 8 + 1, 2)}
+    assert f[0, 5, 0] == pytest.approx(2.0) and f[0, 25, 2] == pytest.approx(1.0)
+    assert onset_features(torch.zeros(2, 128, 100)).shape == (2, 32, 2)      # a partial latent frame is padded
+
+
+def test_onset_features_reject_uneven_bands():
+    from mug_nb.encoders import EncoderError, onset_features
+    with pytest.raises(EncoderError, match="do not split"):
+        onset_features(torch.zeros(1, 128, 64), bands=3)
+
+
+def test_encoder_appends_onset_channels_without_new_weights():
+    from mug_nb.encoders import MelspectrogramScaleEncoder1D
+    kw = dict(n_freq=128, middle_channels=8, num_heads=4, num_groups=8)
+    plain, onset = MelspectrogramScaleEncoder1D(**kw), MelspectrogramScaleEncoder1D(**kw, onset_bands=2)
+    onset.load_state_dict(plain.state_dict())
+    x = torch.rand(1, 128, 1024)
+    a, b = plain(x), onset(x)
+    assert b[6].shape[1] == a[6].shape[1] + 16
+    assert torch.allclose(b[6][:, :a[6].shape[1]], a[6]) and all(torch.equal(p, q) for p, q in zip(a[7:], b[7:]))

@@ -48,14 +48,37 @@ def bundled_train_config(args) -> TrainConfig:
     model = {k: dict(v) for k, v in BUNDLED_MODEL.items()}
     if getattr(args, "unet_channels", 16) != 16:
         model["unet"].update(model_channels=args.unet_channels, channel_mult=[1, 2, 2, 2])
+    if getattr(args, "onset_bands", 0):
+        model["audio"]["onset_bands"] = args.onset_bands
+        model["unet"]["audio_channels"] = [16 + 8 * args.onset_bands, 32, 32, 32]
     return TrainConfig(
         model={"name": "tiny", **model},
         vae=StageConfig(lr=args.vae_lr, batch_size=args.vae_batch, epochs=1000, max_steps=args.vae_steps, kl_weight=1e-4,
-                        head_pos_weight=args.head_pos_weight),
+                        head_pos_weight=args.head_pos_weight, decay_from=getattr(args, "vae_decay_from", None)),
         diffusion=StageConfig(lr=args.lr, batch_size=args.batch, epochs=1000, max_steps=args.diff_steps,
                               optimizer="adamw", weight_decay=0.01, prompt_dropout_p=0.5, uncond_p=0.1,
                               decay_from=args.decay_from),
         seed=23, ckpt_every=100, window=args.window, stages=tuple(args.stages))
+
+
+def warm_start(model, path: Path) -> str:
+    """Start from an earlier model's weights (its folder or .safetensors file). A tensor that grew (more input
+    channels: the onset channels are appended after the old audio channels) keeps the old values in its leading
+    slice; the new inputs start at zero weight, so the warm-started network computes what the old one did."""
+    from safetensors.torch import load_file
+    old = load_file(str(path / "model.safetensors" if path.is_dir() else path))
+    grown, same = [], 0
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            if k not in old: continue
+            o = old[k]
+            if o.shape == v.shape: v.copy_(o); same += 1; continue
+            if o.ndim != v.ndim or any(a > b for a, b in zip(o.shape, v.shape)):
+                raise ValueError(f"{path}: {k} has shape {tuple(o.shape)}, cannot grow into {tuple(v.shape)}")
+            if v.ndim > 1: v.zero_()                          # new input channels: no effect at first
+            v[tuple(slice(0, n) for n in o.shape)] = o
+            grown.append(k)
+    return f"{same} tensors copied, {len(grown)} grown ({', '.join(grown)})"
 
 
 def main(argv=None):
@@ -71,10 +94,13 @@ def main(argv=None):
     ap.add_argument("--vae-lr", type=float, default=2e-3)
     ap.add_argument("--unet-channels", type=int, default=16, help="16 (channel_mult 1,2,4,4) or 32 (1,2,2,2)")
     ap.add_argument("--decay-from", type=int, default=None, help="diffusion: linear lr decay from this step to the last")
+    ap.add_argument("--vae-decay-from", type=int, default=None, help="VAE: linear lr decay from this step to the last")
     ap.add_argument("--head-pos-weight", type=float, default=4.0)
     ap.add_argument("--vae-steps", type=int, default=2000)
     ap.add_argument("--diff-steps", type=int, default=6000)
     ap.add_argument("--stages", nargs="+", default=["vae", "diffusion"])
+    ap.add_argument("--onset-bands", type=int, default=0, help="onset-strength channels (08_encoders); 0: off")
+    ap.add_argument("--init-from", default=None, help="warm start from this model folder (see warm_start)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--finalize", action="store_true", help="write OUT/model from the last checkpoints and stop")
     ap.add_argument("--install", action="store_true",
@@ -142,6 +168,7 @@ def main(argv=None):
     from mug_nb.model import build_model
     torch.manual_seed(tc.seed)
     model = build_model(cfg)
+    if args.init_from: print("warm start:", warm_start(model, Path(args.init_from)), flush=True)
     model, hist = train_model(train, val, tc, out, resume=args.resume, model=model)
     for k, h in hist.items():
         print(f"{k}: {h['step']} steps, {h['seconds']:.0f} s, last-100 train loss "
