@@ -309,3 +309,61 @@ def test_fuzz_read_osu_only_raises_osu_error(text, as_bytes):
     assert isinstance(bm, Beatmap)
     # whatever reads must also write and read back to the same notes
     assert read_osu(dumps_osu(bm)).notes == bm.notes
+
+
+# ---- notes stored column-wise: the arrays and `Beatmap.notes` never disagree
+
+def _arrays_match_list(bm):
+    import numpy as np
+    from mug_nb.osu import note_columns
+    got, want = bm.note_arrays(), note_columns(list(bm.notes))
+    return all(np.array_equal(a, b, equal_nan=True) for a, b in zip(got, want))
+
+
+def test_read_osu_fills_arrays_without_notes():
+    import numpy as np
+    bm = read_osu(TINY)
+    t, c, e = bm.note_arrays()
+    assert bm._notes is None and (bm.n_notes, bm.n_holds, bm.n_taps) == (2, 1, 1)  # no Note made for these
+    assert t.tolist() == [1000, 1500] and c.tolist() == [0, 1] and np.isnan(e[0]) and e[1] == 2250
+    assert not (t.flags.writeable or c.flags.writeable or e.flags.writeable)
+    assert bm.notes == [Note(1000, 0), Note(1500, 1, 2250)] and type(bm.notes[0].time) is int
+    assert bm.notes[0].end is None and bm.note_arrays()[0] is t  # reading the notes does not rebuild the arrays
+
+
+@pytest.mark.parametrize("edit", [
+    lambda n: n.append(Note(3000, 3)), lambda n: n.insert(0, Note(10, 2, 20)), lambda n: n.pop(),
+    lambda n: n.remove(n[0]), lambda n: n.clear(), lambda n: n.sort(key=lambda x: -x.time), lambda n: n.reverse(),
+    lambda n: n.extend([Note(5, 1)]), lambda n: n.__setitem__(0, Note(7, 3)), lambda n: n.__delitem__(0),
+    lambda n: n.__setitem__(slice(0, 1), [Note(8, 2), Note(9, 2, 99)]), lambda n: n.__iadd__([Note(1, 1)]),
+    lambda n: n.__imul__(2), lambda n: random.Random(0).shuffle(n)])
+def test_list_edits_reach_the_arrays(edit):
+    from mug_nb.chart import chart_to_array, notes_to_array
+    import numpy as np
+    bm = read_osu(TINY)
+    bm.note_arrays(); edit(bm.notes)
+    assert _arrays_match_list(bm) and bm.n_notes == len(bm.notes)
+    assert all(np.array_equal(a, b) for a, b in zip(chart_to_array(bm), notes_to_array(list(bm.notes), 4)))
+
+
+def test_assigning_and_sharing_notes():
+    import copy
+    import dataclasses
+    import pickle
+    bm = read_osu(TINY); bm.note_arrays()
+    bm.notes += [Note(4000, 2)]
+    assert _arrays_match_list(bm) and bm.n_notes == 3
+    plain = [Note(1, 0)]
+    bm.notes = plain                                   # a plain list is copied into a NoteList
+    plain.append(Note(2, 1))
+    assert bm.notes == [Note(1, 0)] and _arrays_match_list(bm)
+    other = dataclasses.replace(bm)                    # like any field: the copy shares the list
+    other.notes.append(Note(3, 2))
+    assert bm.n_notes == 2 and _arrays_match_list(bm) and _arrays_match_list(other)
+    for clone in (copy.deepcopy(bm), pickle.loads(pickle.dumps(bm)), copy.copy(bm)):
+        assert clone == bm and _arrays_match_list(clone)
+        clone.notes.append(Note(9, 3))
+        assert _arrays_match_list(clone)
+    fresh = read_osu(TINY)
+    assert pickle.loads(pickle.dumps(fresh)).notes == fresh.notes and Beatmap().n_notes == 0
+    assert Beatmap().note_arrays()[0].shape == (0,) and Beatmap(notes=(Note(1, 0),)).n_notes == 1
