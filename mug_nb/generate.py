@@ -22,11 +22,11 @@ from .diffusion import ddim_sample, ddim_timesteps
 # %% auto #0
 __all__ = ['EPS_MS', 'SNAP_DIVISORS', 'TEMPLATE', 'MEL_PER_LATENT', 'AUDIO_EXTS', 'GenerateError', 'grid_hits', 'refine_timing',
            'estimate_timing', 'snap_time', 'snap_notes', 'make_timing_point', 'minijack_count', 'remove_minijacks',
-           'fix_overlaps', 'beat_times', 'timing_points_from_beats', 'postprocess', 'prompt_text', 'make_beatmap',
-           'unique_path', 'safe_name', 'osu_filename', 'save_osz', 'preview_figure', 'preview_png', 'click_wav',
-           'load_bundled', 'latent_length', 'fit_mel', 'Song', 'prepare_audio', 'model_vocab', 'prompt_ids', 'n_steps',
-           'initial_noise', 'sample_latents', 'decode_notes', 'generate', 'latent_mask', 'inpaint_latents',
-           'splice_notes', 'inpaint', 'generate_to_files', 'invert_chart', 'inpaint_to_file']
+           'align_chords', 'fix_overlaps', 'beat_times', 'timing_points_from_beats', 'postprocess', 'prompt_text',
+           'make_beatmap', 'unique_path', 'safe_name', 'osu_filename', 'save_osz', 'preview_figure', 'preview_png',
+           'click_wav', 'load_bundled', 'latent_length', 'fit_mel', 'Song', 'prepare_audio', 'model_vocab',
+           'prompt_ids', 'n_steps', 'initial_noise', 'sample_latents', 'decode_notes', 'generate', 'latent_mask',
+           'inpaint_latents', 'splice_notes', 'inpaint', 'generate_to_files', 'invert_chart', 'inpaint_to_file']
 
 # %% ../nbs/14_generate.ipynb #81811d95
 class GenerateError(ValueError):
@@ -144,6 +144,20 @@ def remove_minijacks(notes, jack_interval: float = 90, key_count: int = 4) -> li
     return [dataclasses.replace(n, column=col[k]) for k, n in enumerate(notes) if alive[k]]
 
 # %% ../nbs/14_generate.ipynb #eb486b74
+def align_chords(notes, window_ms: float = 20) -> list:
+    "Give notes of different columns starting within `window_ms` of each other one common (median) start."
+    out, group = [], []
+    def flush():
+        t = int(round(float(np.median([n.time for n in group]))))
+        out.extend(dataclasses.replace(n, time=t, end=n.end if n.end is None or n.end > t else None) for n in group)
+    for n in sorted(notes, key=lambda n: (n.time, n.column)):
+        if group and (n.time - group[0].time > window_ms or any(g.column == n.column for g in group)):
+            flush(); group = []
+        group.append(n)
+    if group: flush()
+    return out
+
+# %% ../nbs/14_generate.ipynb #03d15ae4
 def fix_overlaps(notes, gap_ms: int = 20) -> list:
     "Per column: drop notes at the same time as the previous one; end a long note `gap_ms` before the next head."
     out, last = [], {}
@@ -156,7 +170,7 @@ def fix_overlaps(notes, gap_ms: int = 20) -> list:
         last[n.column] = len(out); out.append(n)
     return out
 
-# %% ../nbs/14_generate.ipynb #03d15ae4
+# %% ../nbs/14_generate.ipynb #bc35ba06
 def beat_times(wave: np.ndarray, sr: int = C.SAMPLE_RATE, hop_length: int = 256) -> np.ndarray:
     "Beat times in ms from librosa's beat tracker, following a time-varying tempo estimate."
     import librosa
@@ -166,7 +180,7 @@ def beat_times(wave: np.ndarray, sr: int = C.SAMPLE_RATE, hop_length: int = 256)
     _, beats = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop_length, bpm=tempo, units='time')
     return np.asarray(beats, float) * 1000.0
 
-# %% ../nbs/14_generate.ipynb #bcaf9f11
+# %% ../nbs/14_generate.ipynb #6413e024
 def _fit_line(y) -> tuple[float, float]:
     "Least-squares (first, step) of y ≈ first + k·step."
     k = np.arange(len(y)); step, first = np.polyfit(k, y, 1)
@@ -188,12 +202,12 @@ def timing_points_from_beats(beats_ms, tolerance: float = 0.06, min_beats: int =
         else: merged.append(r)
     return [make_timing_point(_fit_line(b[s:e + 1])[0], 60000.0 / step((s, e))) for s, e in merged]
 
-# %% ../nbs/14_generate.ipynb #5ca161f2
+# %% ../nbs/14_generate.ipynb #4b76b0b4
 def postprocess(notes, *, snap: int | None = 16, jack_interval: float | None = 90, timing: str = 'global',
                 wave: np.ndarray | None = None, sr: int = C.SAMPLE_RATE, key_count: int = 4,
-                timing_points: list | None = None) -> tuple[list, list]:
-    "Timing points for `notes` (given, global fit or beat tracking), optional snapping, minijack removal."
-    notes = sorted(notes, key=lambda n: (n.time, n.column))
+                timing_points: list | None = None, chord_ms: float | None = 20) -> tuple[list, list]:
+    "Chord alignment, timing points for `notes` (given, global fit or beat tracking), optional snapping, minijack removal."
+    notes = align_chords(notes, chord_ms) if chord_ms else sorted(notes, key=lambda n: (n.time, n.column))
     if timing_points: tps = list(timing_points)
     elif timing == 'beats' and wave is not None: tps = timing_points_from_beats(beat_times(wave, sr))
     elif timing in ('global', 'beats'): tps = [make_timing_point(*estimate_timing([n.time for n in notes])[::-1])]
@@ -203,7 +217,7 @@ def postprocess(notes, *, snap: int | None = 16, jack_interval: float | None = 9
     if jack_interval: notes = remove_minijacks(notes, jack_interval, key_count)
     return notes, tps
 
-# %% ../nbs/14_generate.ipynb #4b76b0b4
+# %% ../nbs/14_generate.ipynb #e0e6cbac
 TEMPLATE = {
     'general': {'AudioFilename': 'audio.mp3', 'AudioLeadIn': '0', 'PreviewTime': '-1', 'Countdown': '0',
                 'SampleSet': 'Soft', 'StackLeniency': '0.7', 'Mode': '3', 'LetterboxInBreaks': '0',
@@ -219,7 +233,7 @@ def prompt_text(prompt: dict, **options) -> str:
     "The human-readable `k=v, …` string stored as `AIPrompt`."
     return ', '.join(f'{k}={v}' for k, v in {**prompt, **options}.items())
 
-# %% ../nbs/14_generate.ipynb #396111f4
+# %% ../nbs/14_generate.ipynb #1c78cc7c
 def make_beatmap(notes, timing_points, *, title: str = 'Untitled', artist: str = '', version: str = 'AI v1',
                  audio_filename: str = 'audio.wav', prompt: str = '', key_count: int = 4) -> Beatmap:
     "A mania `Beatmap` from the template, with the AI tags in `[Metadata]`."
@@ -231,7 +245,7 @@ def make_beatmap(notes, timing_points, *, title: str = 'Untitled', artist: str =
     return Beatmap(general=general, metadata=meta, difficulty=diff, events=[], timing_points=list(timing_points),
                    notes=sorted(notes, key=lambda n: (n.time, n.column)))
 
-# %% ../nbs/14_generate.ipynb #1c78cc7c
+# %% ../nbs/14_generate.ipynb #a3fbed0b
 def unique_path(path) -> Path:
     "`path`, or `stem (2).ext`, `stem (3).ext`, … whichever does not exist yet."
     base = path = Path(path)
@@ -249,7 +263,7 @@ def osu_filename(bm: Beatmap) -> str:
     artist = f"{m['Artist']} - " if m.get('Artist') else ''
     return safe_name(f"{artist}{m.get('Title', '')} ({m.get('Creator', '')}) [{m.get('Version', '')}]") + '.osu'
 
-# %% ../nbs/14_generate.ipynb #e3395a2a
+# %% ../nbs/14_generate.ipynb #5655e9c4
 def save_osz(beatmaps, audio_bytes: bytes, audio_filename: str, out_dir, name: str | None = None) -> Path:
     "Pack `beatmaps` and the untouched audio into a new `.osz` in `out_dir` (never overwriting)."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
@@ -261,7 +275,7 @@ def save_osz(beatmaps, audio_bytes: bytes, audio_filename: str, out_dir, name: s
     write_osz(path, {osu_filename(bm): bm for bm in bms}, {audio_filename: audio_bytes})
     return path
 
-# %% ../nbs/14_generate.ipynb #a3fbed0b
+# %% ../nbs/14_generate.ipynb #54992c3b
 def preview_figure(notes, key_count: int = 4, timing_points=(), strip_s: float = 20.0, n_strips: int | None = None,
                    title: str = ''):
     "A folded piano roll: time runs up each strip of `strip_s` seconds; strips go left to right."
@@ -298,7 +312,7 @@ def preview_png(notes, key_count: int = 4, **kwargs) -> bytes:
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=70, bbox_inches='tight'); plt.close(fig)
     return buf.getvalue()
 
-# %% ../nbs/14_generate.ipynb #4859e6d9
+# %% ../nbs/14_generate.ipynb #a1e34380
 def click_wav(notes, wave: np.ndarray | None = None, sr: int = C.SAMPLE_RATE, gain: float = 0.6) -> bytes:
     "WAV bytes of the song (or silence) with a short tick at every note head."
     import soundfile as sf
@@ -311,7 +325,7 @@ def click_wav(notes, wave: np.ndarray | None = None, sr: int = C.SAMPLE_RATE, ga
     buf = io.BytesIO(); sf.write(buf, np.clip(out, -1, 1), sr, format='WAV', subtype='PCM_16')
     return buf.getvalue()
 
-# %% ../nbs/14_generate.ipynb #a1e34380
+# %% ../nbs/14_generate.ipynb #63ee3a32
 def _bundled_dir():
     import mug_nb
     assets = Path(mug_nb.__file__).parent / 'assets'
@@ -337,7 +351,7 @@ def load_bundled(allow_random: bool = True):
         warnings.warn("mug_nb: no bundled weights found; using a randomly initialised tiny model (charts are noise)")
     return _BUNDLED['model']
 
-# %% ../nbs/14_generate.ipynb #fc3d0005
+# %% ../nbs/14_generate.ipynb #b2c68857
 MEL_PER_LATENT = C.MEL_PER_NOTE_FRAME * C.LATENT_DOWNSAMPLE      # 64 mel frames per latent frame
 
 def latent_length(n_mel_frames: int) -> int:
@@ -350,7 +364,7 @@ def fit_mel(mel: np.ndarray, z_len: int) -> np.ndarray:
     out = np.zeros((mel.shape[0], n), np.float32); out[:, : min(n, mel.shape[1])] = mel[:, :n]
     return out
 
-# %% ../nbs/14_generate.ipynb #b2c68857
+# %% ../nbs/14_generate.ipynb #83adc0c4
 AUDIO_EXTS = ('.mp3', '.ogg', '.wav', '.flac')
 
 @dataclasses.dataclass
@@ -365,7 +379,7 @@ class Song:
     @property
     def duration_ms(self) -> float: return len(self.wave) / C.SAMPLE_RATE * 1000
 
-# %% ../nbs/14_generate.ipynb #93d33062
+# %% ../nbs/14_generate.ipynb #4e2b4467
 def _find_audio(path: Path) -> Path:
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_EXTS)
@@ -393,7 +407,7 @@ def prepare_audio(audio, title: str | None = None) -> Song:
     if data is None: data = click_wav([], wave)
     return Song(wave, np.asarray(log_mel(wave), np.float32), name, data, title)
 
-# %% ../nbs/14_generate.ipynb #83adc0c4
+# %% ../nbs/14_generate.ipynb #d3f5e484
 def model_vocab(model):
     "The prompt vocabulary the model was trained with (`compat` for original checkpoints)."
     from mug_nb import features as F
@@ -407,7 +421,7 @@ def prompt_ids(prompt: dict, vocab, clip: bool = False) -> np.ndarray:
     try: return np.asarray(prompt_to_ids(dict(prompt or {}), vocab, clip=clip))
     except (ValueError, KeyError, TypeError) as e: raise GenerateError(f"prompt: {str(e).splitlines()[0]}") from None
 
-# %% ../nbs/14_generate.ipynb #e95ca14b
+# %% ../nbs/14_generate.ipynb #2d2e37c0
 def _device(model):
     return next(model.parameters()).device
 
@@ -428,7 +442,7 @@ def initial_noise(count: int, channels: int, z_len: int, seed: int):
 def _latent_channels(model) -> int:
     return int(getattr(model, 'z_channels', 16))
 
-# %% ../nbs/14_generate.ipynb #d3f5e484
+# %% ../nbs/14_generate.ipynb #6a2741b7
 def sample_latents(model, song: Song, prompt: dict, count: int = 4, steps: int = 50, cfg_scale: float = 5.0,
                    seed: int = 0, progress=None):
     "Guided DDIM latents (count, C, z_len) for `song` and `prompt`."
@@ -449,7 +463,7 @@ def sample_latents(model, song: Song, prompt: dict, count: int = 4, steps: int =
         xT = initial_noise(count, _latent_channels(model), z_len, seed).to(dev)
         return ddim_sample(model, tuple(xT.shape), c, w, steps, cfg_scale=cfg_scale, uc=uc, eta=0.0, x_T=xT, callback=cb)
 
-# %% ../nbs/14_generate.ipynb #2d2e37c0
+# %% ../nbs/14_generate.ipynb #a15a341f
 def decode_notes(model, z, duration_ms: float, key_count: int = 4) -> list[list]:
     "VAE-decode latents (B, C, L) and read each into a sorted list of notes inside the song."
     import torch
@@ -460,7 +474,7 @@ def decode_notes(model, z, duration_ms: float, key_count: int = 4) -> list[list]
         out.append(sorted(notes, key=lambda n: (n.time, n.column)))
     return out
 
-# %% ../nbs/14_generate.ipynb #ef6d41d9
+# %% ../nbs/14_generate.ipynb #50a9c73d
 def generate(audio, prompt: dict | None = None, count: int = 4, steps: int = 50, cfg_scale: float = 5.0,
              seed: int | None = None, model=None, *, snap: int | None = 16, jack_interval: float | None = 90,
              timing: str = 'global', title: str | None = None, artist: str = '', progress=None) -> list[Beatmap]:
@@ -488,14 +502,14 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int = 50,
                                 audio_filename=song.filename, prompt=f'{text}, variant={i + 1}'))
     return out
 
-# %% ../nbs/14_generate.ipynb #1ee9b729
+# %% ../nbs/14_generate.ipynb #1c1b6afa
 def latent_mask(start_ms: float, end_ms: float, z_len: int) -> np.ndarray:
     "1 for latent frames that overlap [start_ms, end_ms) (to regenerate), 0 elsewhere."
     frame = C.FRAME_MS * C.LATENT_DOWNSAMPLE
     idx = np.arange(z_len)
     return ((idx + 1) * frame > start_ms) & (idx * frame < end_ms)
 
-# %% ../nbs/14_generate.ipynb #95b9708e
+# %% ../nbs/14_generate.ipynb #e8b9d4a7
 def inpaint_latents(model, song: Song, z0, mask, prompt: dict, steps: int = 50, cfg_scale: float = 5.0,
                     seed: int = 0):
     "RePaint-style DDIM: generate where `mask` is 1, keep `z0` (re-noised each step) where it is 0."
@@ -524,7 +538,7 @@ def inpaint_latents(model, song: Song, z0, mask, prompt: dict, steps: int = 50, 
             x = m * x + (1 - m) * (known if i > 0 else z0)
     return x
 
-# %% ../nbs/14_generate.ipynb #1971ba32
+# %% ../nbs/14_generate.ipynb #9e3fb9d0
 def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
     "Original notes outside [start_ms, end_ms) exactly; generated notes starting inside it, if they fit."
     keep = [n for n in original if not start_ms <= n.time < end_ms]
@@ -534,7 +548,7 @@ def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
     new = [n if n.end is None or n.end < end_ms else dataclasses.replace(n, end=None) for n in new]
     return sorted(keep + new, key=lambda n: (n.time, n.column))
 
-# %% ../nbs/14_generate.ipynb #1c1b6afa
+# %% ../nbs/14_generate.ipynb #920bf39b
 def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dict | None = None, steps: int = 50,
             cfg_scale: float = 5.0, seed: int | None = None, model=None, *, snap: int | None = 16,
             jack_interval: float | None = 90) -> Beatmap:
@@ -567,7 +581,7 @@ def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dic
     out.metadata['AIPrompt'] = prompt_text({k: round(v, 2) if isinstance(v, float) else v for k, v in prompt.items()}, inpaint=f'{start_ms:.0f}-{end_ms:.0f}', steps=steps, cfg=cfg_scale, seed=seed)
     return out
 
-# %% ../nbs/14_generate.ipynb #24810612
+# %% ../nbs/14_generate.ipynb #b28fb2c6
 def generate_to_files(audio_path, out_dir, prompt: dict | None = None, count: int = 4, steps: int = 50,
                       cfg_scale: float = 5.0, seed: int | None = None, model=None, *, snap: int | None = 16,
                       jack_interval: float | None = 90, timing: str = 'global', previews: bool = True,
