@@ -1,7 +1,8 @@
 """Seconds per DDIM step of the full MuG model at latent 16 x 512, without and with guidance,
 before and after each inference optimisation.
 
-    python benchmarks/bench_sampling.py [--threads 1] [--reps 3] [--config full|tiny] [--steps N] [--frozen] [--compile] [--no-song]
+    python benchmarks/bench_sampling.py [--threads 1] [--reps 3] [--config full|tiny] [--steps N] [--frozen] [--compile]
+                                        [--no-song] [--conv-table]
 
 Stages (cumulative):
   baseline       eval + no_grad; S4 kernels recomputed every call; audio branch recomputed every call;
@@ -15,6 +16,10 @@ Stages (cumulative):
   +inference     torch.inference_mode instead of no_grad
   +halves        guidance only: the cond and uncond halves share every layer before the first cross-attention
                  (the U-Net's `halves=True`, used by the samplers; the level-0 blocks run once, not twice)
+  +winograd      the U-Net's kernel-3 convolutions at 128+ channels with Winograd's F(4,3) (`use_winograd`,
+                 done by `build_model`): 6 multiplications per 4 outputs (per input/output channel pair) instead
+                 of 12, as 6 matrix products; the step's work drops from 20.9 to 17.4 GFLOP. Their weights,
+                 transformed once, take twice the memory of the originals (+0.26 GB for the full U-Net)
   +frozen        (opt-in, --frozen) the U-Net traced with TorchScript for this song's conditions and frozen
                  (`torch.jit.trace` + `torch.jit.freeze`): same numbers, less interpreter overhead, but a
                  one-off cost of seconds per song (printed), so it pays off only for long runs
@@ -27,6 +32,21 @@ machine at this thread count, whatever the overhead removed.
 The original code needs 0.515 s (no guidance) and 0.917 s (guidance 1:1 batch doubling) per step on
 the reference machines. Both wall-clock and process CPU time are printed (median over --reps interleaved
 runs); on a shared machine the CPU time is the steadier figure.
+--conv-table times only nn.Conv1d against Winograd F(2,3) and F(4,3) for the U-Net's kernel-3 layer shapes,
+with more distinct layers than fit in the L3 cache (in a step every weight comes from memory once).
+
+Measured (2 shared cores, a training job on the other, 1 thread, --reps 5 --no-song; CPU time):
+  +halves      0.367 / 0.639 s per step (no guidance / guidance)
+  +winograd    0.342 / 0.606 s per step: 1.51x / 1.51x the original's 0.515 / 0.917 s; max|diff| 4.8e-06
+  floor        17.4 GFLOP per unguided step at ~90 GFLOP/s: >= 0.194 / 0.388 s, i.e. at most 2.66x / 2.36x
+Winograd saves half of those layers' multiplications but only 5-7% of a step: per layer (--conv-table) F(4,3)
+runs 0.96-1.28x as fast as nn.Conv1d (oneDNN) at 128+ channels and 0.7-0.8x at 16 channels; its 6 matrix
+products have B*L/4 rows (16 at length 64) and read twice the weights, so they run well below the matrix
+unit's rate, and the tile transforms cost ~10% more. F(2,3) gains less (0.86-1.27x), F(6,3) more rounding
+and thinner products. Tried and not adopted: folding the cross-attention's query and output projections into
+the cached prompt keys/values (x @ (Wq^T K^T) per head: 168 columns instead of C) saves ~0.6 GFLOP but measured
+no faster (0.99x / 0.96x, within the noise here). The 2.5x goal is out of reach of float32 on one thread
+here: the floor above allows 2.66x / 2.36x only at 100% of the matrix-product rate for every operation.
 """
 import argparse
 import statistics
@@ -36,7 +56,8 @@ import torch
 
 from mug_nb.model import Config, build_model
 from mug_nb.s4 import SSKernelNPLR
-from mug_nb.unet import PointwiseConv1d, use_matmul_pointwise, MemoLinear, cache_prompt_kv
+from mug_nb.unet import (PointwiseConv1d, use_matmul_pointwise, MemoLinear, cache_prompt_kv, WinogradConv1d,
+                         use_winograd, winograd_weight, winograd_conv1d)
 from mug_nb.diffusion import _guided_eps, _double
 
 
@@ -70,9 +91,11 @@ def main():
     ap.add_argument("--frozen", action="store_true", help="also time the traced + frozen U-Net (one-off cost per song)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile of the U-Net (minutes of compiling)")
     ap.add_argument("--no-song", action="store_true", help="skip the whole-song run")
+    ap.add_argument("--conv-table", action="store_true", help="only time Conv1d against Winograd F(2,3)/F(4,3) per layer shape")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     a.steps = a.steps or (50 if a.config == "tiny" else 2)
+    if a.conv_table: return conv_table()
     torch.manual_seed(0)
     t0 = time.perf_counter()
     model = build_model(Config.full() if a.config == "full" else Config.tiny()).eval()
@@ -93,7 +116,7 @@ def main():
 
     doubling_fn = lambda x, t, c, w: eps_fn(x, t, c, w)     # no `shares_guided_halves`: the plain doubled batch
 
-    def stage(s4_cache, pointwise, audio_once, prompt_kv, inference, halves=False):
+    def stage(s4_cache, pointwise, audio_once, prompt_kv, inference, halves=False, winograd=False):
         SSKernelNPLR.cache_enabled = s4_cache
         if prompt_kv: cache_prompt_kv(unet)
         else:
@@ -103,6 +126,10 @@ def main():
         else:
             for m in model.modules():
                 if type(m) is PointwiseConv1d: m.__class__ = torch.nn.Conv1d
+        if winograd: use_winograd(unet)
+        else:
+            for m in model.modules():
+                if type(m) is WinogradConv1d: m.__class__ = torch.nn.Conv1d
         unet.cache_audio = audio_once
         for m in model.modules():
             if isinstance(m, SSKernelNPLR): m._cache.clear()
@@ -119,7 +146,8 @@ def main():
 
     stages = [("baseline", (False,) * 5), ("+s4_cache", (True, False, False, False, False)),
               ("+pointwise", (True, True, False, False, False)), ("+audio_once", (True, True, True, False, False)),
-              ("+prompt_kv", (True, True, True, True, False)), ("+inference", (True,) * 5), ("+halves", (True,) * 6)]
+              ("+prompt_kv", (True, True, True, True, False)), ("+inference", (True,) * 5), ("+halves", (True,) * 6),
+              ("+winograd", (True,) * 7)]
     runs = {name: [] for name, _ in stages}
     outs = {}
     for r in range(a.reps):                                  # interleaved, so load changes hit every stage alike
@@ -140,7 +168,7 @@ def main():
               f"   max|diff vs baseline| {d:.1e}"
               + (f"   cpu vs original 0.515/0.917 s: {0.515 / c1:.2f}x / {0.917 / c2:.2f}x" if a.config == "full" else ""), flush=True)
     SSKernelNPLR.cache_enabled, unet.cache_audio = True, True
-    use_matmul_pointwise(model); cache_prompt_kv(unet)
+    use_matmul_pointwise(model); cache_prompt_kv(unet); use_winograd(unet)
     b, f = rows[0], rows[-1]
     print(f"before -> after (cpu, median): no guidance {b[2]:.3f} -> {f[2]:.3f} s/step, guidance {b[4]:.3f} -> {f[4]:.3f} s/step")
     print(f"speed-up (wall): no guidance {b[1] / f[1]:.2f}x, guidance {b[3] / f[3]:.2f}x;"
@@ -163,6 +191,36 @@ def main():
     print(f"song (mel 128 x {L * 64}, 4 variants x {a.steps} guided steps): {time.perf_counter() - t0:.2f} s "
           f"(cpu {time.process_time() - c0:.2f} s)")
 
+
+
+def conv_table():
+    "Conv1d against Winograd F(2,3) / F(4,3) for the U-Net's kernel-3 layer shapes, with cold weights as in the model."
+    def best(fns, reps=5):                                   # seconds per layer; best of `reps` passes over the layers
+        for f in fns: f()
+        out = []
+        for _ in range(reps):
+            c0 = time.process_time()
+            for f in fns: f()
+            out.append((time.process_time() - c0) / len(fns))
+        return min(out)
+    print(f"threads={torch.get_num_threads()}; per layer, K distinct layers of a shape in turn (64 MB of weights, "
+          f"more than the L3 cache), best of 3 x 5\n{'C_in':>5} {'C_out':>5} {'L':>4} {'B':>2} | {'conv1d ms':>9} | "
+          f"{'F(2,3) ms':>9} {'x':>5} | {'F(4,3) ms':>9} {'x':>5} | max rel. diff F(4,3)")
+    with torch.inference_mode():
+        for C, O, L in [(512, 512, 64), (384, 384, 128), (256, 256, 256), (128, 128, 512), (1024, 512, 64),
+                        (768, 384, 128), (512, 256, 256), (256, 128, 512), (128, 16, 512)]:
+            convs = [torch.nn.Conv1d(C, O, 3, padding=1) for _ in range(min(400, max(4, int(64e6 // (C * O * 12)))))]
+            U = {m: [winograd_weight(c.weight, m) for c in convs] for m in (2, 4)}
+            for B in (1, 2):
+                x = torch.randn(B, C, L)
+                ref = convs[0](x)
+                e = ((winograd_conv1d(x, U[4][0], convs[0].bias) - ref).abs().max() / ref.abs().max()).item()
+                runs = [(best([lambda c=c: c(x) for c in convs]),
+                         *(best([lambda u=u, c=c: winograd_conv1d(x, u, c.bias) for u, c in zip(U[m], convs)]) for m in (2, 4)))
+                        for _ in range(3)]                   # interleaved
+                t0, t2, t4 = (min(col) for col in zip(*runs))
+                print(f"{C:5d} {O:5d} {L:4d} {B:2d} | {t0 * 1e3:9.3f} | {t2 * 1e3:9.3f} {t0 / t2:4.2f}x | "
+                      f"{t4 * 1e3:9.3f} {t0 / t4:4.2f}x | {e:.0e}", flush=True)
 
 
 def floor(eps_fn, x, t, c, w, b, f, a):

@@ -18,7 +18,8 @@ from .s4 import S4Layer
 # %% auto #0
 __all__ = ['UNetError', 'timestep_embedding', 'TimestepBlock', 'zero_module', 'TimestepResBlock', 'AudioConcatBlock', 'LSTMLayer',
            'TimestepEmbedSequential', 'UNetModel', 'audio_constants', 'PointwiseConv1d', 'use_matmul_pointwise',
-           'MemoLinear', 'cache_prompt_kv', 'parameter_table']
+           'MemoLinear', 'cache_prompt_kv', 'winograd_matrices', 'winograd_weight', 'winograd_conv1d', 'WinogradConv1d',
+           'use_winograd', 'parameter_table']
 
 # %% ../nbs/10_unet.ipynb #0826e1fe
 class UNetError(ValueError):
@@ -212,6 +213,7 @@ def _block_constants(rb: TimestepResBlock, audio: torch.Tensor) -> dict:
     if p1 > p0:
         n = F.group_norm(audio[:, p0 - a0:p1 - a0], (p1 - p0) // gs, gn.weight[p0:p1], gn.bias[p0:p1], gn.eps)
         c["in"] = F.conv1d(F.silu(n), conv.weight[:, p0:p1], None, padding=1)
+    if isinstance(conv, WinogradConv1d): c["w_wino"] = winograd_weight(c["w"], conv.winograd_m)
     if isinstance(rb.skip_connection, nn.Conv1d):
         W = rb.skip_connection.weight
         c["skip"] = F.conv1d(audio, W[:, a0:a1])
@@ -225,7 +227,8 @@ def _forward_audio(self: TimestepResBlock, x: torch.Tensor, emb: torch.Tensor, c
     a0, a1 = self.audio_slice
     gn, conv = self.in_layers[0], self.in_layers[2]
     rest = torch.cat([x[:, :p0], x[:, p1:]], 1) if p1 > p0 else x
-    h = F.conv1d(F.silu(F.group_norm(rest, c["groups"], c["gn_w"], c["gn_b"], gn.eps)), c["w"], conv.bias, padding=1)
+    h = F.silu(F.group_norm(rest, c["groups"], c["gn_w"], c["gn_b"], gn.eps))
+    h = winograd_conv1d(h, c["w_wino"], conv.bias) if "w_wino" in c else F.conv1d(h, c["w"], conv.bias, padding=1)
     if "in" in c: h = h + c["in"]
     h = self.out_layers(h + self.emb_layers(emb)[..., None])
     if "skip" in c:
@@ -295,7 +298,83 @@ def cache_prompt_kv(unet: nn.Module) -> int:
                 if type(lin) is nn.Linear: lin.__class__ = MemoLinear; n += 1
     return n
 
-# %% ../nbs/10_unet.ipynb #5793eadb
+# %% ../nbs/10_unet.ipynb #45611284
+def winograd_matrices(m: int = 4, points=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(A^T (m, n), G (n, 3), B^T (n, n)), n = m + 2, of Winograd's F(m, 3) for the n - 1 finite `points`
+    (default 0, ±1, ±2, ±1/2, ... as needed) and infinity, in float64: y = A^T [(G g) * (B^T d)]."""
+    n = m + 2
+    if points is None: points = [0, 1, -1, 2, -2, 0.5, -0.5, 4, -4][:n - 1]
+    p = torch.tensor(points, dtype=torch.float64)
+    if len(p) != n - 1 or len(set(points)) != n - 1:
+        raise UNetError(f"winograd_matrices: F({m}, 3) needs {n - 1} distinct points, got {list(points)}")
+    def ev(k):                                   # values of a k-coefficient polynomial at the points, and at infinity
+        E = torch.zeros(n, k, dtype=torch.float64)
+        E[:-1] = p[:, None] ** torch.arange(k)
+        E[-1, -1] = 1
+        return E
+    f = torch.ones(n, dtype=torch.float64)       # Lagrange denominators: moved into G so that B^T has small integers
+    f[:-1] = torch.stack([torch.prod(p[j] - p[torch.arange(n - 1) != j]) for j in range(n - 1)])
+    BT = f[:, None] * torch.linalg.inv(ev(n)).T
+    grid = (BT * 2 ** 20).round() / 2 ** 20                  # snap inversion rounding (1e-15) to exact dyadic values
+    return ev(m).T.contiguous(), ev(3) / f[:, None], torch.where((BT - grid).abs() < 1e-9, grid, BT)
+
+# %% ../nbs/10_unet.ipynb #b816ff77
+def winograd_weight(w: torch.Tensor, m: int = 4) -> torch.Tensor:
+    "3-tap Conv1d weights (C_out, C_in, 3) -> U = G w as (m + 2, C_in, C_out) (transformed in float64)."
+    _, G, _ = winograd_matrices(m)
+    with torch.inference_mode(False), torch.no_grad():
+        return torch.einsum("tk,oik->tio", G.to(w.device), w.detach().double()).to(w.dtype).contiguous()
+
+_WINO_MATS: dict = {}
+
+def winograd_conv1d(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    "conv1d(x, w, bias, padding=1) for x (B, C_in, L), computed with F(m, 3) from U = winograd_weight(w, m)."
+    n, C, O = U.shape
+    m = n - 2
+    key = (m, x.dtype, x.device)
+    if key not in _WINO_MATS:
+        with torch.inference_mode(False): _WINO_MATS[key] = tuple(M.to(x.device, x.dtype) for M in winograd_matrices(m))
+    AT, _, BT = _WINO_MATS[key]
+    B, _, L = x.shape
+    T = -(-L // m)                                             # tiles of m outputs (the last one zero-padded)
+    d = F.pad(x, (1, T * m + 1 - L)).unfold(2, n, m)           # (B, C_in, T, n): overlapping input tiles
+    V = (BT @ d.permute(3, 0, 2, 1).reshape(n, -1)).view(n, B * T, C)   # transformed tiles, one row per tile
+    Y = (AT @ torch.bmm(V, U).view(n, -1)).view(m, B, T, O)    # n products (B·T x C_in) @ (C_in x C_out)
+    y = x.new_empty(B, O, T, m)
+    if bias is None: y.copy_(Y.permute(1, 3, 2, 0))
+    else: torch.add(Y.permute(1, 3, 2, 0), bias[:, None, None], out=y)
+    y = y.view(B, O, T * m)
+    return y if T * m == L else y[..., :L].contiguous()
+
+class WinogradConv1d(nn.Conv1d):
+    "A 3-tap, stride-1, padding-1 Conv1d computed with Winograd's F(4, 3) outside training and autograd."
+    winograd_m = 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or torch.is_grad_enabled(): return super().forward(x)
+        return winograd_conv1d(x, self.winograd_weight(), self.bias)
+
+    def winograd_weight(self) -> torch.Tensor:
+        "The transformed weights, cached while the weight tensor is the same and unchanged."
+        w = self.weight
+        if w.is_inference(): return winograd_weight(w, self.winograd_m)   # no version counter: do not cache
+        key = (w.data_ptr(), w._version, w.dtype, w.device, self.winograd_m)
+        hit = getattr(self, "_wino", None)
+        if hit is None or hit[0] != key or hit[1] is not w:
+            hit = self._wino = (key, w, winograd_weight(w, self.winograd_m))
+        return hit[2]
+
+def use_winograd(module: nn.Module, min_channels: int = 128) -> int:
+    "Turn every plain 3-tap, stride-1, padding-1 Conv1d under `module` with >= `min_channels` in and out into a WinogradConv1d."
+    n = 0
+    for m in module.modules():
+        if (type(m) is nn.Conv1d and m.kernel_size == (3,) and m.stride == (1,) and m.padding == (1,)
+                and m.dilation == (1,) and m.groups == 1 and m.padding_mode == "zeros"
+                and min(m.in_channels, m.out_channels) >= min_channels):
+            m.__class__ = WinogradConv1d; n += 1
+    return n
+
+# %% ../nbs/10_unet.ipynb #bdd20251
 def parameter_table(unet: UNetModel) -> list[tuple[str, str, int]]:
     "(block name, child types, parameter count) for every block of the U-Net."
     rows = [("time_embed", "MLP", sum(p.numel() for p in unet.time_embed.parameters()))]
