@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import sqlite3
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +20,11 @@ from .osu import Beatmap, Note, dumps_osu, read_osu
 
 # %% auto #0
 __all__ = ['RICE_BELOW', 'LN_ABOVE', 'DATASET_HB_MAX', 'BIN_S', 'SCORE_GOAL', 'LOSS_POWER', 'SKILLSETS', 'PATTERNS',
-           'CALIBRATION', 'FEATURES', 'COMPAT_VOCAB', 'DEFAULT_VOCAB', 'FEATURE_VERSION', 'FeatureError', 'note_rows',
-           'ln_ratio', 'map_type', 'type_flags', 'star_rating', 'strain_peaks', 'teaching_strains', 'pattern_table',
-           'solve_rating', 'pattern_presence', 'skillsets', 'plot_skillsets', 'plot_density', 'Feature', 'Vocabulary',
-           'prompt_to_ids', 'asset_path', 'pattern_flags', 'prompt_from_chart', 'compute_features', 'file_hash',
-           'FeatureStore', 'summary']
+           'CALIBRATION', 'FEATURES', 'COMPAT_VOCAB', 'DEFAULT_FEATURES', 'DEFAULT_VOCAB', 'VOCABULARIES',
+           'FEATURE_VERSION', 'FeatureError', 'note_rows', 'ln_ratio', 'map_type', 'type_flags', 'star_rating',
+           'strain_peaks', 'teaching_strains', 'pattern_table', 'solve_rating', 'pattern_presence', 'skillsets',
+           'plot_skillsets', 'plot_density', 'Feature', 'Vocabulary', 'prompt_to_ids', 'asset_path', 'vocabulary',
+           'pattern_flags', 'prompt_from_chart', 'compute_features', 'file_hash', 'FeatureStore', 'summary']
 
 # %% ../nbs/03_features.ipynb #10e2c61b
 class FeatureError(ValueError):
@@ -337,9 +338,17 @@ def asset_path(name: str = "mania_beatmap_features.yaml") -> Path:
     import mug_nb
     return Path(mug_nb.__file__).parent / "assets" / name
 
+_ALIASES = dict(approved="ranked", qualified="ranked", pending="graveyard", wip="graveyard")
 COMPAT_VOCAB = Vocabulary(FEATURES, compat=True)
-DEFAULT_VOCAB = Vocabulary(FEATURES, compat=False, aliases=dict(approved="ranked", qualified="ranked",
-                                                                 pending="graveyard", wip="graveyard"))
+DEFAULT_FEATURES = tuple(dataclasses.replace(f, min=0) if f.name == "sr" or f.name.endswith("ett") else f for f in FEATURES)
+DEFAULT_VOCAB = Vocabulary(DEFAULT_FEATURES, compat=False, aliases=_ALIASES)
+VOCABULARIES = {"compat": COMPAT_VOCAB, "default": DEFAULT_VOCAB,
+                "default_v1": Vocabulary(FEATURES, compat=False, aliases=_ALIASES)}   # floors 1 and 5 (first bundled model)
+
+def vocabulary(name: str) -> Vocabulary:
+    "A prompt vocabulary by the name a model config stores (`PromptConfig.vocab`)."
+    if name not in VOCABULARIES: raise FeatureError(f"unknown prompt vocabulary {name!r}; expected one of {list(VOCABULARIES)}")
+    return VOCABULARIES[name]
 
 # %% ../nbs/03_features.ipynb #3fbb4492
 def pattern_flags(ss: dict) -> dict:

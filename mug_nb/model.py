@@ -76,7 +76,7 @@ class AudioConfig:
 @dataclass
 class PromptConfig:
     embed_dim: int = 128
-    vocab: str = "compat"          # 'compat' (the original's 329 ids) or 'default'
+    vocab: str = "compat"          # a name in features.VOCABULARIES: 'compat' (the original's 329 ids), 'default', ...
     num_embeddings: int = 329
 
 @dataclass
@@ -139,9 +139,8 @@ def _vocab_size(name: str) -> int | None:
     "Number of ids of a named prompt vocabulary (None when mug_nb.features is unavailable)."
     try: from mug_nb import features
     except ImportError: return None
-    v = {"compat": getattr(features, "COMPAT_VOCAB", None), "default": getattr(features, "DEFAULT_VOCAB", None)}.get(name)
-    if v is None: raise ModelError(f"unknown prompt vocabulary {name!r}; expected 'compat' or 'default'")
-    return int(v.size)
+    try: return int(features.vocabulary(name).size)
+    except features.FeatureError as e: raise ModelError(str(e)) from None
 
 class MugDiffusionWrapper(nn.Module):
     "unet_model, first_stage_model (frozen), wave_model, cond_stage_model; forward(x, t, c, w) = unet(x, t, c, *w)."

@@ -216,9 +216,9 @@ def drop_prompt(ids: torch.Tensor, missing: torch.Tensor, feature_p: float, all_
 
 # %% ../nbs/13_train.ipynb #b42de37d
 def model_vocab(cfg: Config):
-    "The prompt vocabulary a model config names (`compat`: the original's 329 ids; `default`: the fixed one)."
-    from mug_nb.features import COMPAT_VOCAB, DEFAULT_VOCAB
-    return COMPAT_VOCAB if cfg.prompt.vocab == "compat" else DEFAULT_VOCAB
+    "The prompt vocabulary a model config names (`compat`: the original's 329 ids; `default`: ours, 384)."
+    from mug_nb.features import vocabulary
+    return vocabulary(cfg.prompt.vocab)
 
 def missing_ids(cfg: Config) -> torch.Tensor:
     "The all-missing prompt ids of the model's vocabulary."

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from mug_nb.features import (COMPAT_VOCAB, DEFAULT_VOCAB, PATTERNS, SKILLSETS, FeatureError, FeatureStore, Vocabulary,
+from mug_nb.features import (COMPAT_VOCAB, DEFAULT_VOCAB, VOCABULARIES, vocabulary, PATTERNS, SKILLSETS, FeatureError, FeatureStore, Vocabulary,
                              _chart, asset_path, compute_features, file_hash, ln_ratio, map_type, pattern_flags,
                              prompt_from_chart, prompt_to_ids, skillsets, star_rating, summary, type_flags)
 from mug_nb.osu import read_osu
@@ -68,7 +68,7 @@ def test_shipped_yaml_matches_table(shared_reference):
 
 
 def test_default_vocab_fixes():
-    assert len(DEFAULT_VOCAB) == 21 and DEFAULT_VOCAB.size == 339
+    assert len(DEFAULT_VOCAB) == 21 and DEFAULT_VOCAB.size == 42 + 4 + 12 + 3 * 3 + 37 * 8 + 3 * 7 == 384
     assert DEFAULT_VOCAB.names == COMPAT_VOCAB.names
     assert prompt_to_ids({}, DEFAULT_VOCAB).tolist() == DEFAULT_VOCAB.bases.tolist()
     top = {f.name: (f.max if f.kind == "numeric" else (f.values[-1] if f.kind == "category" else 1))
@@ -76,8 +76,21 @@ def test_default_vocab_fixes():
     ids = prompt_to_ids(top, DEFAULT_VOCAB)
     assert len(set(ids.tolist())) == 21 and (ids < DEFAULT_VOCAB.bases + np.array(DEFAULT_VOCAB.slots)).all()
     assert ids.max() == DEFAULT_VOCAB.size - 1
-    assert prompt_to_ids({"sr": 1.2}, DEFAULT_VOCAB)[0] == 2 and prompt_to_ids({"ln_ratio": 0.3}, DEFAULT_VOCAB)[2] == 37 + 4 + 4
+    assert prompt_to_ids({"sr": 1.2}, DEFAULT_VOCAB)[0] == 7 and prompt_to_ids({"ln_ratio": 0.3}, DEFAULT_VOCAB)[2] == 42 + 4 + 4
     assert prompt_to_ids({"rank_status": "approved"}, DEFAULT_VOCAB)[1] == prompt_to_ids({"rank_status": "ranked"}, DEFAULT_VOCAB)[1]
+
+
+def test_default_vocab_tells_easy_charts_apart():
+    "The original's floors (sr 1, MSD 5) put every easy chart in one bucket; the default vocabulary starts at 0."
+    easy, normal = dict(sr=0.6, ett=1.7, stream_ett=1.6), dict(sr=0.9, ett=2.4, stream_ett=2.4)
+    for v in (COMPAT_VOCAB, VOCABULARIES["default_v1"]):
+        assert (prompt_to_ids(easy, v, clip=True) == prompt_to_ids(normal, v, clip=True)).all()
+    assert (prompt_to_ids(easy, DEFAULT_VOCAB) != prompt_to_ids(normal, DEFAULT_VOCAB)).sum() == 3
+    with pytest.raises(FeatureError, match="outside"):
+        prompt_to_ids({"sr": 0.5}, VOCABULARIES["default_v1"])
+    assert VOCABULARIES["default_v1"].size == 339 and vocabulary("default") is DEFAULT_VOCAB
+    with pytest.raises(FeatureError, match="unknown prompt vocabulary"):
+        vocabulary("nope")
 
 
 def test_prompt_errors_name_valid_values():

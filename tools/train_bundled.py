@@ -64,21 +64,24 @@ def bundled_train_config(args) -> TrainConfig:
 def warm_start(model, path: Path) -> str:
     """Start from an earlier model's weights (its folder or .safetensors file). A tensor that grew (more input
     channels: the onset channels are appended after the old audio channels) keeps the old values in its leading
-    slice; the new inputs start at zero weight, so the warm-started network computes what the old one did."""
+    slice; the new inputs start at zero weight, so the warm-started network computes what the old one did. A tensor
+    with other outputs (the prompt embedding of a new vocabulary) keeps its fresh initialisation."""
     from safetensors.torch import load_file
     old = load_file(str(path / "model.safetensors" if path.is_dir() else path))
-    grown, same = [], 0
+    grown, fresh, same = [], [], 0
     with torch.no_grad():
         for k, v in model.state_dict().items():
             if k not in old: continue
             o = old[k]
             if o.shape == v.shape: v.copy_(o); same += 1; continue
+            if o.ndim == v.ndim and o.shape[0] != v.shape[0]:    # other outputs (a new prompt vocabulary): fresh
+                fresh.append(k); continue
             if o.ndim != v.ndim or any(a > b for a, b in zip(o.shape, v.shape)):
                 raise ValueError(f"{path}: {k} has shape {tuple(o.shape)}, cannot grow into {tuple(v.shape)}")
             if v.ndim > 1: v.zero_()                          # new input channels: no effect at first
             v[tuple(slice(0, n) for n in o.shape)] = o
             grown.append(k)
-    return f"{same} tensors copied, {len(grown)} grown ({', '.join(grown)})"
+    return f"{same} tensors copied, {len(grown)} grown ({', '.join(grown)}), {len(fresh)} left fresh ({', '.join(fresh)})"
 
 
 def main(argv=None):
