@@ -46,14 +46,14 @@ def load_model(path):
 
 def gen(model, wave, prompt, args, seed=0):
     from mug_nb.generate import generate
-    return generate(wave, clip_prompt(prompt), count=1, steps=args.steps, cfg_scale=args.cfg, seed=seed, model=model,
+    return generate(wave, clip_prompt(prompt, model), count=1, steps=args.steps, cfg_scale=args.cfg, seed=seed, model=model,
                     snap=None if args.snap == 0 else args.snap)[0]
 
 
-def clip_prompt(prompt: dict) -> dict:
-    "Clip numeric prompt values into the vocabulary's ranges (an Easy synthetic chart can be below 1 star)."
-    from mug_nb.features import FEATURES
-    rng = {f.name: (f.min, f.max) for f in FEATURES if f.kind == "numeric"}
+def clip_prompt(prompt: dict, model) -> dict:
+    "Clip numeric prompt values into the model's vocabulary ranges (below 1 star is the floor of `default_v1`)."
+    from mug_nb.generate import model_vocab
+    rng = {f.name: (f.min, f.max) for f in model_vocab(model).features if f.kind == "numeric"}
     return {k: (min(max(v, rng[k][0]), rng[k][1]) if k in rng else v) for k, v in prompt.items()}
 
 

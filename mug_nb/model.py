@@ -49,6 +49,7 @@ class UNetConfig:
     transformer_depth: int = 1
     num_groups: int = 32
     s4_mode: str = "compat"
+    prompt_embedding: bool = False  # tiny configs: pooled prompt added to the timestep embedding (10_unet); False = original
 
 @dataclass
 class VAEConfig:

@@ -100,7 +100,7 @@ class UNetModel(nn.Module):
                  attention_resolutions=(8, 4, 2), audio_channels=(256, 512, 512, 512), dropout=0.0,
                  channel_mult=(1, 2, 3, 4), conv_resample=True, num_heads=8, num_head_channels=-1,
                  s4_layer=True, lstm_layer=False, transformer_depth=1, context_dim=128, s4_mode="compat",
-                 num_groups=32, use_checkpoint=False, **ignored):
+                 num_groups=32, use_checkpoint=False, prompt_embedding=False, **ignored):
         super().__init__()
         if len(audio_channels) != len(channel_mult):
             raise UNetError(f"UNetModel: audio_channels {list(audio_channels)} needs one entry per level "
@@ -147,6 +147,9 @@ class UNetModel(nn.Module):
         self.out = nn.Sequential(Normalize(ch, num_groups), nn.SiLU(),
                                  zero_module(nn.Conv1d(ch, out_channels, 3, padding=1)))
         self.cache_audio, self._audio_cache = True, None
+        # tiny configs: the pooled prompt joins the timestep embedding (below); None in the original
+        self.prompt_embed = nn.Sequential(nn.Linear(context_dim, ted), nn.SiLU(), zero_module(nn.Linear(ted, ted))) \
+            if prompt_embedding else None
 
 # %% ../nbs/10_unet.ipynb #e987818d
 def _unet_forward(self: UNetModel, x: torch.Tensor, timesteps: torch.Tensor, context=None, *audios,
@@ -160,7 +163,10 @@ def _unet_forward(self: UNetModel, x: torch.Tensor, timesteps: torch.Tensor, con
         raise UNetError(f"UNetModel: halves=True needs a context of batch 2 x {x.shape[0]}, "
                         f"got {None if context is None else context.shape[0]}")
     if timesteps.ndim == 2: timesteps = timesteps[:, 0]
+    if halves and self.prompt_embed is not None:             # the prompt is in every block: nothing to share
+        x, timesteps, halves = torch.cat([x, x]), torch.cat([timesteps, timesteps]), False
     emb = self.time_embed(timestep_embedding(timesteps, self.model_channels))
+    if self.prompt_embed is not None: emb = emb + self.prompt_embed(context.mean(-1))
     consts = self.audio_constants(audios[-n:]) if self.cache_audio and not self.training and not torch.is_grad_enabled() else None
     st = {"emb": emb, "B": x.shape[0] if halves else None}   # "B": batch of the shared phase, None once doubled
     aud = lambda i: audios[i][:st["B"]] if st["B"] else audios[i]
@@ -374,7 +380,7 @@ def use_winograd(module: nn.Module, min_channels: int = 128) -> int:
             m.__class__ = WinogradConv1d; n += 1
     return n
 
-# %% ../nbs/10_unet.ipynb #bdd20251
+# %% ../nbs/10_unet.ipynb #0a9dec50
 def parameter_table(unet: UNetModel) -> list[tuple[str, str, int]]:
     "(block name, child types, parameter count) for every block of the U-Net."
     rows = [("time_embed", "MLP", sum(p.numel() for p in unet.time_embed.parameters()))]

@@ -150,3 +150,26 @@ def test_guided_halves_share_the_prefix_and_give_the_same_numbers():
     with torch.no_grad():
         out = v(x, t, c2, *w2, halves=True)
         assert out.shape == (4, 16, 64) and (out - v(torch.cat([x, x]), torch.cat([t, t]), c2, *w2)).abs().max() < 1e-5
+
+
+def test_prompt_embedding_starts_neutral_then_carries_the_prompt():
+    kw = dict(model_channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, num_heads=4, context_dim=32,
+              audio_channels=(32, 32, 32, 32), attention_resolutions=(8,), s4_mode="exact")
+    torch.manual_seed(0)
+    plain = UNetModel(**kw).eval()
+    with torch.no_grad():
+        for p in plain.parameters():
+            if p.ndim > 1 and p.abs().sum() == 0: p.normal_(0, 0.05)
+    pe = UNetModel(**kw, prompt_embedding=True).eval()
+    missing = pe.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("prompt_embed.") for k in missing)
+    x, t, c = torch.randn(2, 16, 64), torch.tensor([10, 900]), torch.randn(2, 32, 21)
+    w = [torch.randn(2, ch, 64 // 2 ** i) for i, ch in enumerate(kw["audio_channels"])]
+    with torch.no_grad():
+        assert torch.allclose(pe(x, t, c, *w), plain(x, t, c, *w), atol=1e-6)     # zero-initialised: no change
+        pe.prompt_embed[-1].weight.normal_(0, 0.05)
+        a, b = pe(x, t, c, *w), pe(x, t, c + 1, *w)
+        c2, w2 = torch.cat([c * 0, c]), [torch.cat([m, m]) for m in w]
+        shared, doubled = pe(x, t, c2, *w2, halves=True), pe(torch.cat([x, x]), torch.cat([t, t]), c2, *w2)
+    assert (a - b).abs().mean() > 1e-3
+    assert shared.shape == doubled.shape and (shared - doubled).abs().max() < 1e-5

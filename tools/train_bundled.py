@@ -48,6 +48,7 @@ def bundled_train_config(args) -> TrainConfig:
     model = {k: dict(v) for k, v in BUNDLED_MODEL.items()}
     if getattr(args, "unet_channels", 16) != 16:
         model["unet"].update(model_channels=args.unet_channels, channel_mult=[1, 2, 2, 2])
+    if getattr(args, "prompt_embedding", False): model["unet"]["prompt_embedding"] = True
     if getattr(args, "onset_bands", 0):
         model["audio"]["onset_bands"] = args.onset_bands
         model["unet"]["audio_channels"] = [16 + 8 * args.onset_bands, 32, 32, 32]
@@ -103,7 +104,9 @@ def main(argv=None):
     ap.add_argument("--diff-steps", type=int, default=6000)
     ap.add_argument("--stages", nargs="+", default=["vae", "diffusion"])
     ap.add_argument("--onset-bands", type=int, default=0, help="onset-strength channels (08_encoders); 0: off")
+    ap.add_argument("--prompt-embedding", action="store_true", help="prompt added to the timestep embedding (10_unet)")
     ap.add_argument("--init-from", default=None, help="warm start from this model folder (see warm_start)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest for this tiny model)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--finalize", action="store_true", help="write OUT/model from the last checkpoints and stop")
     ap.add_argument("--install", action="store_true",
@@ -154,7 +157,7 @@ def main(argv=None):
         (dst / "config.json").write_text(json.dumps(meta, indent=1))
         print("installed", dst / "model.safetensors", (dst / "model.safetensors").stat().st_size, "bytes")
         return
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     tc = bundled_train_config(args)
     from mug_nb.train import model_config
     cfg = model_config(tc)
