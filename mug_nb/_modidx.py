@@ -248,6 +248,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'mug_nb.generate.generate': ('generate.html#generate', 'mug_nb/generate.py'),
                                  'mug_nb.generate.generate_to_files': ('generate.html#generate_to_files', 'mug_nb/generate.py'),
                                  'mug_nb.generate.grid_hits': ('generate.html#grid_hits', 'mug_nb/generate.py'),
+                                 'mug_nb.generate.guidance_scale': ('generate.html#guidance_scale', 'mug_nb/generate.py'),
                                  'mug_nb.generate.initial_noise': ('generate.html#initial_noise', 'mug_nb/generate.py'),
                                  'mug_nb.generate.inpaint': ('generate.html#inpaint', 'mug_nb/generate.py'),
                                  'mug_nb.generate.inpaint_latents': ('generate.html#inpaint_latents', 'mug_nb/generate.py'),

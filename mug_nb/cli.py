@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (existing files are never overwritten)")
     p.add_argument("--count", type=int, metavar="N", default=4, help="number of variants (default 4)")
     p.add_argument("--steps", type=int, metavar="N", default=50, help="DDIM steps (default 50)")
-    p.add_argument("--cfg", type=float, metavar="SCALE", default=5.0, help="classifier-free guidance scale (default 5)")
+    p.add_argument("--cfg", type=float, metavar="SCALE", default=None,
+                   help="classifier-free guidance scale (default: the model's own, 1 for the bundled model, else 5)")
     p.add_argument("--seed", type=int, metavar="N", default=None, help="random seed (same seed, same charts)")
     p.add_argument("--checkpoint", metavar="CKPT", help="an original MuG Diffusion checkpoint (.ckpt) or one of ours (folder)")
     p.add_argument("--config", metavar="YAML", help="the original's model.yaml, with --checkpoint")

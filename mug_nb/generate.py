@@ -20,13 +20,14 @@ from . import chart as C
 from .diffusion import ddim_sample, ddim_timesteps
 
 # %% auto #0
-__all__ = ['EPS_MS', 'SNAP_DIVISORS', 'TEMPLATE', 'MEL_PER_LATENT', 'AUDIO_EXTS', 'GenerateError', 'grid_hits', 'refine_timing',
-           'estimate_timing', 'snap_time', 'snap_notes', 'make_timing_point', 'minijack_count', 'remove_minijacks',
-           'align_chords', 'fix_overlaps', 'beat_times', 'timing_points_from_beats', 'postprocess', 'prompt_text',
-           'make_beatmap', 'unique_path', 'safe_name', 'osu_filename', 'save_osz', 'preview_figure', 'preview_png',
-           'click_wav', 'load_bundled', 'latent_length', 'fit_mel', 'Song', 'prepare_audio', 'model_vocab',
-           'prompt_ids', 'n_steps', 'initial_noise', 'sample_latents', 'decode_notes', 'generate', 'latent_mask',
-           'inpaint_latents', 'splice_notes', 'inpaint', 'generate_to_files', 'invert_chart', 'inpaint_to_file']
+__all__ = ['EPS_MS', 'SNAP_DIVISORS', 'TEMPLATE', 'ORIGINAL_GUIDANCE', 'MEL_PER_LATENT', 'AUDIO_EXTS', 'GenerateError',
+           'grid_hits', 'refine_timing', 'estimate_timing', 'snap_time', 'snap_notes', 'make_timing_point',
+           'minijack_count', 'remove_minijacks', 'align_chords', 'fix_overlaps', 'beat_times',
+           'timing_points_from_beats', 'postprocess', 'prompt_text', 'make_beatmap', 'unique_path', 'safe_name',
+           'osu_filename', 'save_osz', 'preview_figure', 'preview_png', 'click_wav', 'load_bundled', 'guidance_scale',
+           'latent_length', 'fit_mel', 'Song', 'prepare_audio', 'model_vocab', 'prompt_ids', 'n_steps', 'initial_noise',
+           'sample_latents', 'decode_notes', 'generate', 'latent_mask', 'inpaint_latents', 'splice_notes', 'inpaint',
+           'generate_to_files', 'invert_chart', 'inpaint_to_file']
 
 # %% ../nbs/14_generate.ipynb #81811d95
 class GenerateError(ValueError):
@@ -351,6 +352,13 @@ def load_bundled(allow_random: bool = True):
         warnings.warn("mug_nb: no bundled weights found; using a randomly initialised tiny model (charts are noise)")
     return _BUNDLED['model']
 
+ORIGINAL_GUIDANCE = 5.0       # the original WebUI's default scale
+
+def guidance_scale(model) -> float:
+    """The guidance scale a model recommends (`sampling.cfg_scale` in its `config.json`), else the original's 5.
+    The bundled model is best unguided (1.0): see the benchmark in 13_train."""
+    return float(getattr(model, 'meta', {}).get('sampling', {}).get('cfg_scale', ORIGINAL_GUIDANCE))
+
 # %% ../nbs/14_generate.ipynb #b2c68857
 MEL_PER_LATENT = C.MEL_PER_NOTE_FRAME * C.LATENT_DOWNSAMPLE      # 64 mel frames per latent frame
 
@@ -475,7 +483,7 @@ def decode_notes(model, z, duration_ms: float, key_count: int = 4) -> list[list]
     return out
 
 # %% ../nbs/14_generate.ipynb #50a9c73d
-def generate(audio, prompt: dict | None = None, count: int = 4, steps: int = 50, cfg_scale: float = 5.0,
+def generate(audio, prompt: dict | None = None, count: int = 4, steps: int = 50, cfg_scale: float | None = None,
              seed: int | None = None, model=None, *, snap: int | None = 16, jack_interval: float | None = 90,
              timing: str = 'global', title: str | None = None, artist: str = '', progress=None) -> list[Beatmap]:
     "Charts for a song: `count` post-processed `Beatmap`s (same seed, same charts)."
@@ -484,11 +492,12 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int = 50,
     prompt_ids(prompt, DEFAULT_VOCAB)                        # fail fast, before loading anything
     if not 1 <= int(count) <= 64: raise GenerateError(f"count must be between 1 and 64, got {count}")
     if not 2 <= int(steps) <= 1000: raise GenerateError(f"steps must be between 2 and 1000, got {steps}")
-    if not 0 < float(cfg_scale) <= 50: raise GenerateError(f"cfg_scale must be in (0, 50], got {cfg_scale}")
+    if cfg_scale is not None and not 0 < float(cfg_scale) <= 50: raise GenerateError(f"cfg_scale must be in (0, 50], got {cfg_scale}")
     if timing not in ('global', 'beats'): raise GenerateError(f"timing must be 'global' or 'beats', got {timing!r}")
     if snap not in (None, 0, *SNAP_DIVISORS): raise GenerateError(f"snap must be one of {sorted(SNAP_DIVISORS)} or None, got {snap}")
     song = prepare_audio(audio, title)
     model = model if model is not None else load_bundled()
+    cfg_scale = guidance_scale(model) if cfg_scale is None else float(cfg_scale)
     prompt_ids(prompt, model_vocab(model))                   # validate before the expensive part
     seed = int(seed) if seed is not None else secrets.randbelow(10**8) + 1
     z = sample_latents(model, song, prompt, count, steps, cfg_scale, seed, progress)
@@ -550,13 +559,14 @@ def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
 
 # %% ../nbs/14_generate.ipynb #920bf39b
 def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dict | None = None, steps: int = 50,
-            cfg_scale: float = 5.0, seed: int | None = None, model=None, *, snap: int | None = 16,
+            cfg_scale: float | None = None, seed: int | None = None, model=None, *, snap: int | None = 16,
             jack_interval: float | None = 90) -> Beatmap:
     "A copy of `beatmap` whose notes in [start_ms, end_ms) are regenerated; all others are kept note for note."
     import torch
     if not 0 <= start_ms < end_ms: raise GenerateError(f"inpaint range must satisfy 0 <= start < end, got {start_ms}..{end_ms}")
     song = prepare_audio(audio)
     model = model if model is not None else load_bundled()
+    cfg_scale = guidance_scale(model) if cfg_scale is None else float(cfg_scale)
     seed = int(seed) if seed is not None else secrets.randbelow(10**8) + 1
     K = beatmap.key_count
     z_len = latent_length(song.mel.shape[1])
@@ -583,7 +593,7 @@ def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dic
 
 # %% ../nbs/14_generate.ipynb #b28fb2c6
 def generate_to_files(audio_path, out_dir, prompt: dict | None = None, count: int = 4, steps: int = 50,
-                      cfg_scale: float = 5.0, seed: int | None = None, model=None, *, snap: int | None = 16,
+                      cfg_scale: float | None = None, seed: int | None = None, model=None, *, snap: int | None = 16,
                       jack_interval: float | None = 90, timing: str = 'global', previews: bool = True,
                       click_tracks: bool = False, artist: str = '', title: str | None = None) -> list[Path]:
     "Generate `count` charts for a song file and write one new `.osz` per variant (plus `.png` preview, `.wav` clicks)."

@@ -107,6 +107,7 @@ def main(argv=None):
     ap.add_argument("--prompt-embedding", action="store_true", help="prompt added to the timestep embedding (10_unet)")
     ap.add_argument("--init-from", default=None, help="warm start from this model folder (see warm_start)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest for this tiny model)")
+    ap.add_argument("--recommend-cfg", type=float, default=1.0, help="--install: the guidance scale generate() uses by default")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--finalize", action="store_true", help="write OUT/model from the last checkpoints and stop")
     ap.add_argument("--install", action="store_true",
@@ -154,6 +155,7 @@ def main(argv=None):
             meta["reproduce"] = "OMP_NUM_THREADS=1 python tools/train_bundled.py " + " ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in json.loads((out / "command.json").read_text()).items()
                 if k not in ("out", "resume", "install", "finalize", "stages"))
+        meta["sampling"] = {"cfg_scale": args.recommend_cfg}      # read by generate.guidance_scale
         (dst / "config.json").write_text(json.dumps(meta, indent=1))
         print("installed", dst / "model.safetensors", (dst / "model.safetensors").stat().st_size, "bytes")
         return
