@@ -108,6 +108,7 @@ def main(argv=None):
     ap.add_argument("--init-from", default=None, help="warm start from this model folder (see warm_start)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest for this tiny model)")
     ap.add_argument("--recommend-cfg", type=float, default=1.0, help="--install: the guidance scale generate() uses by default")
+    ap.add_argument("--stop-after", type=int, default=None, help="stop after this many optimizer steps of both stages")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--finalize", action="store_true", help="write OUT/model from the last checkpoints and stop")
     ap.add_argument("--install", action="store_true",
@@ -177,7 +178,7 @@ def main(argv=None):
     torch.manual_seed(tc.seed)
     model = build_model(cfg)
     if args.init_from: print("warm start:", warm_start(model, Path(args.init_from)), flush=True)
-    model, hist = train_model(train, val, tc, out, resume=args.resume, model=model)
+    model, hist = train_model(train, val, tc, out, resume=args.resume, model=model, stop_after=args.stop_after)
     for k, h in hist.items():
         print(f"{k}: {h['step']} steps, {h['seconds']:.0f} s, last-100 train loss "
               f"{sum(h['train_loss'][-100:]) / max(1, len(h['train_loss'][-100:])):.4f}, val {h['val_loss']}")
