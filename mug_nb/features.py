@@ -10,8 +10,7 @@ import hashlib
 import json
 import math
 import sqlite3
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -340,7 +339,7 @@ def asset_path(name: str = "mania_beatmap_features.yaml") -> Path:
 
 _ALIASES = dict(approved="ranked", qualified="ranked", pending="graveyard", wip="graveyard")
 COMPAT_VOCAB = Vocabulary(FEATURES, compat=True)
-DEFAULT_FEATURES = tuple(dataclasses.replace(f, min=0) if f.name == "sr" or f.name.endswith("ett") else f for f in FEATURES)
+DEFAULT_FEATURES = tuple(replace(f, min=0) if f.name == "sr" or f.name.endswith("ett") else f for f in FEATURES)
 DEFAULT_VOCAB = Vocabulary(DEFAULT_FEATURES, compat=False, aliases=_ALIASES)
 VOCABULARIES = {"compat": COMPAT_VOCAB, "default": DEFAULT_VOCAB,
                 "default_v1": Vocabulary(FEATURES, compat=False, aliases=_ALIASES)}   # floors 1 and 5 (first bundled model)

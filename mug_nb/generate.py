@@ -420,7 +420,7 @@ def model_vocab(model):
     "The prompt vocabulary the model was trained with (`compat` for original checkpoints)."
     from mug_nb import features as F
     v = getattr(getattr(getattr(model, 'config', None), 'prompt', None), 'vocab', None)
-    if isinstance(v, str): return F.VOCABULARIES.get(v, F.DEFAULT_VOCAB)
+    if isinstance(v, str): return F.vocabulary(v)
     return v or F.DEFAULT_VOCAB
 
 def prompt_ids(prompt: dict, vocab, clip: bool = False) -> np.ndarray:
