@@ -155,17 +155,18 @@ def ddpm_sample(model, shape, c, w, cfg_scale: float = 1.0, uc=None, x_T: torch.
     "Full ancestral sampling (T network calls). Returns x_0. The output kind defaults to `model.parameterization`."
     sched = model if sched is None else sched
     eps_fn, T = _denoiser(model), sched.alphas_cumprod.shape[0]
-    x = torch.randn(shape, generator=generator) if x_T is None else x_T
+    device = sched.alphas_cumprod.device                         # noise from a CPU generator: the same on every device
+    x = torch.randn(shape, generator=generator).to(device) if x_T is None else x_T.to(device)
     doubled = _double(c, w, uc) if cfg_scale != 1.0 else None
     param = getattr(model, "parameterization", "eps") if parameterization is None else parameterization
     for i in reversed(range(T)):
-        t = torch.full((shape[0],), i, dtype=torch.long)
+        t = torch.full((shape[0],), i, device=device, dtype=torch.long)
         eps = _to_eps(sched, _guided_eps(eps_fn, x, t, c, w, cfg_scale, uc, doubled), x, t, param)
         x0 = _extract(sched.sqrt_recip_alphas_cumprod, t, x) * x - _extract(sched.sqrt_recipm1_alphas_cumprod, t, x) * eps
         if clip is not None: x0 = x0.clamp(-clip, clip)
         mean = _extract(sched.posterior_mean_coef1, t, x) * x0 + _extract(sched.posterior_mean_coef2, t, x) * x
         if i > 0:
-            x = mean + (0.5 * _extract(sched.posterior_log_variance_clipped, t, x)).exp() * torch.randn(shape, generator=generator)
+            x = mean + (0.5 * _extract(sched.posterior_log_variance_clipped, t, x)).exp() * torch.randn(shape, generator=generator).to(device)
         else: x = mean
         if callback: callback(i, x, x0)
     return x

@@ -59,7 +59,7 @@ def discretize(w, P, B, dt) -> tuple[torch.Tensor, torch.Tensor]:
 
 def matrix_power(M: torch.Tensor, n: int) -> torch.Tensor:
     "M**n for a batch of square matrices by repeated squaring."
-    out = torch.eye(M.shape[-1], dtype=M.dtype).expand_as(M).clone()
+    out = torch.eye(M.shape[-1], dtype=M.dtype, device=M.device).expand_as(M).clone()
     while n:
         if n & 1: out = M @ out
         n >>= 1
@@ -75,7 +75,7 @@ def _cauchy(v: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 def nplr_kernel(C, B, P, w, dt, L: int, discrete_L: int, conj_modes: bool) -> torch.Tensor:
     """Kernel (channels, H, L) from C~ (ch, H, N), B (H, N), P (H, N), w (H, N), dt (H,), computed at
     `discrete_L` frequencies and truncated to L. `conj_modes=False` is the original's fallback."""
-    k = torch.arange(discrete_L // 2 + 1, dtype=torch.float64)
+    k = torch.arange(discrete_L // 2 + 1, dtype=torch.float64, device=w.device)
     omega = torch.exp(-2j * math.pi * k / discrete_L).to(torch.cfloat)
     z = 2 * (1 - omega) / (1 + omega)
     wdt = w * dt[:, None]
@@ -167,7 +167,7 @@ def step_matrices(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dA, dB = self.discrete()
     C = _conj(_r2c(self.C).to(torch.cdouble))
     if int(self.L) > 0:
-        eye = torch.eye(dA.shape[-1], dtype=dA.dtype)
+        eye = torch.eye(dA.shape[-1], dtype=dA.dtype, device=dA.device)
         M = eye - matrix_power(dA, int(self.L))                     # C~ = C M  ->  C = C~ M^-1
         C = torch.linalg.solve(M.transpose(-1, -2), C.permute(1, 2, 0)).permute(2, 0, 1)
     return dA, dB, C
@@ -243,7 +243,7 @@ def set_s4_mode(module: nn.Module, mode: str) -> int:
 def s4_recurrent(s4: S4, u: torch.Tensor) -> torch.Tensor:
     "Run S4 one step at a time over u (B, H, L) with the recurrence; returns the same as s4(u)[0]."
     dA, dB, C = s4.kernel.kernel.step_matrices()
-    x = torch.zeros(u.shape[0], *dB.shape, dtype=dA.dtype)
+    x = torch.zeros(u.shape[0], *dB.shape, dtype=dA.dtype, device=dA.device)
     ys = []
     for l in range(u.shape[-1]):
         x = torch.einsum("hmn,bhn->bhm", dA, x) + dB * u[:, :, l, None].to(dA.dtype)

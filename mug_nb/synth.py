@@ -258,6 +258,7 @@ def render(score: Score, seed: int | None = None) -> np.ndarray:
             k = (part, int(e["pitch"]), int(e["dur_ms"]))
             if k not in memo: memo[k] = _render_note(timbres[part], int(e["pitch"]), e["dur_ms"], sr)
             x, tr = memo[k], part
+        x = x[:len(tracks[tr]) - s]                    # a note held past the end of the tail
         tracks[tr][s:s + len(x)] += x * (e["vel"] * gain[part])
     mix = sum(tracks.values())[:n]
     if rng.random() < .7:  # a small room

@@ -118,6 +118,20 @@ def test_ddpm_sampler():
     assert abs(x.std().item() - 0.5) < 0.05
 
 
+class OnDevice(nn.Module):
+    "A stand-in network that fails unless x and t live on `device`."
+    def __init__(self, device): super().__init__(); self.device = device
+    def forward(self, x, t, c=None, w=None):
+        assert x.device.type == t.device.type == self.device, (x.device, t.device)
+        return torch.zeros_like(x)
+
+
+def test_ddpm_sampler_stays_on_the_schedule_device():
+    "Noise comes from a CPU generator but is moved to where the model lives (a GPU in training; meta here)."
+    x = ddpm_sample(OnDevice("meta"), (2, 4, 8), None, None, sched=Schedule().to("meta"), generator=torch.Generator())
+    assert x.device.type == "meta" and x.shape == (2, 4, 8)
+
+
 def test_widget_logic():
     p = schedule_point("linear", 999)
     assert p["alpha_bar"] < 1e-3 and p["snr"] < 1e-3 and len(p["curve"]) == 1000

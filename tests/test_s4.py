@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from mug_nb.s4 import S4, S4Layer, SSKernelNPLR, S4Error, s4_recurrent, set_s4_mode, nplr_legs, hippo_legs
+from mug_nb.s4 import (S4, S4Layer, SSKernelNPLR, S4Error, s4_recurrent, set_s4_mode, nplr_legs, hippo_legs, nplr_kernel,
+                       matrix_power)
 
 torch.set_num_threads(1)
 
@@ -121,3 +122,11 @@ def test_errors():
         S4(8)(torch.randn(1, 7, 10))
     m = S4Layer(32)
     assert set_s4_mode(m, "exact") == 1 and m.s4_model.kernel.kernel.mode == "exact"
+
+
+def test_kernel_math_stays_on_the_input_device():
+    "The frequency grid and identity matrices are made where the parameters live (a GPU in training; meta here)."
+    H, N, d = 2, 4, "meta"
+    C, B, P, w = (torch.randn(*s, dtype=torch.cfloat, device=d) for s in ((1, H, N), (H, N), (H, N), (H, N)))
+    assert nplr_kernel(C, B, P, w, torch.rand(H, device=d), 16, 16, True).device.type == d
+    assert matrix_power(torch.randn(2, 3, 3, device=d), 5).device.type == d

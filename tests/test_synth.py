@@ -46,6 +46,12 @@ def test_onsets_exact_to_the_sample(songs):
         assert np.all(np.diff(on) > 0)
 
 
+def test_note_held_past_the_tail_renders():
+    "Seed 2478 (48 s) ends on a chord held longer than the 4 s render tail: it is cut, not an error."
+    song = synth_song(2478, duration=48.0)
+    assert len(song.wave) == 48 * song.sr and np.isfinite(song.wave).all()
+
+
 def test_tempo_swing_sections():
     sc = compose(3, bpm=120, duration=60, genre="hiphop", swing=0.3, offset_ms=500)
     assert sc.bpm == 120 and sc.offset_ms == 500

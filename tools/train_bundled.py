@@ -85,6 +85,58 @@ def warm_start(model, path: Path) -> str:
     return f"{same} tensors copied, {len(grown)} grown ({', '.join(grown)}), {len(fresh)} left fresh ({', '.join(fresh)})"
 
 
+def _synth_chunk(args):
+    seeds, kw = args
+    torch.set_num_threads(1)
+    ds = SynthChartDataset(seeds, **kw)
+    return ds.mels, ds.notes, ds.items
+
+
+def synth_dataset(seeds, workers: int = 1, **kw) -> SynthChartDataset:
+    "`SynthChartDataset(seeds, **kw)`, built by `workers` processes (the same windows, in the same order)."
+    seeds = list(seeds)
+    if workers <= 1: return SynthChartDataset(seeds, **kw)
+    import multiprocessing as mp
+    from mug_nb.audio import log_mel
+    log_mel(torch.zeros(22050).numpy())                      # compile librosa's kernels once, before forking
+    chunks = [seeds[i::workers] for i in range(workers)]
+    order = [s for c in chunks for s in c]
+    with mp.get_context("fork").Pool(workers) as pool:
+        parts = pool.map(_synth_chunk, [(c, {**kw, "progress": False}) for c in chunks])
+    ds = SynthChartDataset([], **kw)
+    by_seed = {}
+    for (mels, notes, items), chunk in zip(parts, chunks):
+        for k, s in enumerate(chunk): by_seed[s] = (mels[k], notes[k], [it for it in items if it[0] == k])
+    for s in seeds:                                          # back into seed order
+        mel, note, items = by_seed[s]
+        ds.items += [(len(ds.mels), *it[1:]) for it in items]
+        ds.mels.append(mel); ds.notes.append(note)
+    return ds
+
+
+def speed_probe(model, tc, batch: int, window: int, steps: int = 20) -> float:
+    "Seconds per diffusion training step (forward + backward + AdamW) at this batch, on the device training uses."
+    from mug_nb.chart import MEL_PER_NOTE_FRAME
+    from mug_nb.train import latent_diffusion_loss, missing_ids
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    m = model.to(dev); miss = missing_ids(m.config).to(dev)
+    m.model.first_stage_model.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-9)
+    n_feat = len(model_vocab(m.config).features)
+    b = {"note": torch.zeros(batch, 16, window, device=dev), "valid_flag": torch.ones(batch, window, device=dev),
+         "audio": torch.randn(batch, 128, window * MEL_PER_NOTE_FRAME, device=dev),
+         "feature": torch.zeros(batch, n_feat, dtype=torch.long, device=dev)}
+    sd = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    for i in range(steps + 5):
+        if i == 5:
+            if dev == "cuda": torch.cuda.synchronize()
+            t0 = time.time()
+        loss = latent_diffusion_loss(m, b, tc.diffusion, miss); opt.zero_grad(); loss.backward(); opt.step()
+    if dev == "cuda": torch.cuda.synchronize()
+    m.load_state_dict(sd); m.to("cpu"); m.model.first_stage_model.requires_grad_(True)
+    return (time.time() - t0) / steps
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/bundled")
@@ -109,6 +161,11 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest for this tiny model)")
     ap.add_argument("--recommend-cfg", type=float, default=1.0, help="--install: the guidance scale generate() uses by default")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this many optimizer steps of both stages")
+    ap.add_argument("--workers", type=int, default=0, help="data-loader processes")
+    ap.add_argument("--synth-workers", type=int, default=1, help="processes that synthesise the songs")
+    ap.add_argument("--data-cache", default=None, help="pickle of the (train, val) datasets: read if present, else written")
+    ap.add_argument("--time-budget", type=float, default=None,
+                    help="seconds for the diffusion stage: --diff-steps (and --decay-from, as a fraction) follow a speed probe")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--finalize", action="store_true", help="write OUT/model from the last checkpoints and stop")
     ap.add_argument("--install", action="store_true",
@@ -162,14 +219,23 @@ def main(argv=None):
         return
     torch.set_num_threads(args.threads)
     tc = bundled_train_config(args)
+    tc.num_workers = args.workers
     from mug_nb.train import model_config
     cfg = model_config(tc)
     t0 = time.time()
     vocab = model_vocab(cfg)
-    train = SynthChartDataset(range(TRAIN_SEED0, TRAIN_SEED0 + args.songs), window=args.window,
+    cache = Path(args.data_cache) if args.data_cache else None
+    if cache is not None and cache.exists():
+        import pickle
+        train, val = pickle.loads(cache.read_bytes())
+    else:
+        train = synth_dataset(range(TRAIN_SEED0, TRAIN_SEED0 + args.songs), args.synth_workers, window=args.window,
                               duration=args.duration, vocab=vocab, progress=True)
-    val = SynthChartDataset(range(VAL_SEED0, VAL_SEED0 + args.val_songs), window=args.window, hop=args.window,
-                            duration=args.duration, vocab=vocab, augment=False)
+        val = SynthChartDataset(range(VAL_SEED0, VAL_SEED0 + args.val_songs), window=args.window, hop=args.window,
+                                duration=args.duration, vocab=vocab, augment=False)
+        if cache is not None:
+            import pickle
+            tmp = cache.with_suffix(".tmp"); tmp.write_bytes(pickle.dumps((train, val), protocol=5)); tmp.rename(cache)
     print(f"data: {len(train)} training windows from {args.songs} songs, {len(val)} validation windows "
           f"({time.time() - t0:.0f} s)", flush=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,6 +244,14 @@ def main(argv=None):
     torch.manual_seed(tc.seed)
     model = build_model(cfg)
     if args.init_from: print("warm start:", warm_start(model, Path(args.init_from)), flush=True)
+    if args.time_budget:
+        sec = speed_probe(model, tc, args.batch, args.window)
+        frac = (args.decay_from / args.diff_steps) if args.decay_from else None
+        tc.diffusion.max_steps = args.diff_steps = max(100, int(args.time_budget / (sec * 1.15)))
+        if frac is not None: tc.diffusion.decay_from = args.decay_from = int(frac * args.diff_steps)
+        print(f"speed probe: {sec * 1000:.1f} ms/step -> {args.diff_steps} diffusion steps "
+              f"(decay from {args.decay_from})", flush=True)
+        (out / "command.json").write_text(json.dumps(vars(args), indent=1))
     model, hist = train_model(train, val, tc, out, resume=args.resume, model=model, stop_after=args.stop_after)
     for k, h in hist.items():
         print(f"{k}: {h['step']} steps, {h['seconds']:.0f} s, last-100 train loss "
