@@ -1,0 +1,29 @@
+"""The benchmark helpers in tools/: offset estimation for the real-music comparison."""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+from fof import estimate_offset  # noqa: E402
+from mug_nb.osu import Note  # noqa: E402
+from mug_nb.synth import chart_for_song, synth_song  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def song():
+    return synth_song(1, duration=20.0)
+
+
+@pytest.mark.parametrize("shift", [0, -40, 60])
+def test_estimate_offset_finds_a_known_shift(song, shift):
+    "A chart moved by `shift` ms is put back within 12 ms (the short window reads a few ms late, never ~30)."
+    notes = [Note(n.time + shift, n.column, None) for n in chart_for_song(song, "Normal").notes]
+    lag = estimate_offset(notes, song.wave, song.sr, max_lag_ms=150)
+    assert abs(lag + shift) <= 12, lag
+
+
+def test_default_window_reads_later_than_ours(song):
+    notes = chart_for_song(song, "Normal").notes
+    assert estimate_offset(notes, song.wave, song.sr, 150, 64, 2048) > estimate_offset(notes, song.wave, song.sr, 150) + 5
