@@ -39,6 +39,10 @@ Measured (2 shared cores, a training job on the other, 1 thread, --reps 5 --no-s
   +halves      0.367 / 0.639 s per step (no guidance / guidance)
   +winograd    0.342 / 0.606 s per step: 1.51x / 1.51x the original's 0.515 / 0.917 s; max|diff| 4.8e-06
   floor        17.4 GFLOP per unguided step at ~90 GFLOP/s: >= 0.194 / 0.388 s, i.e. at most 2.66x / 2.36x
+Measured with both cores (--threads 2 --reps 3 --no-song, nothing else running; wall time):
+  baseline     0.268 / 0.418 s per step: the original's code itself gains ~1.9x from the second core
+  +winograd    0.207 / 0.338 s per step: 2.49x / 2.71x the quoted 0.515 / 0.917 s, but 1.30x / 1.24x the
+               same-process baseline, which is the like-for-like figure (the quoted times match 1 thread)
 Winograd saves half of those layers' multiplications but only 5-7% of a step: per layer (--conv-table) F(4,3)
 runs 0.96-1.28x as fast as nn.Conv1d (oneDNN) at 128+ channels and 0.7-0.8x at 16 channels; its 6 matrix
 products have B*L/4 rows (16 at length 64) and read twice the weights, so they run well below the matrix

@@ -273,6 +273,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'mug_nb.generate.remove_minijacks': ('generate.html#remove_minijacks', 'mug_nb/generate.py'),
                                  'mug_nb.generate.safe_name': ('generate.html#safe_name', 'mug_nb/generate.py'),
                                  'mug_nb.generate.sample_latents': ('generate.html#sample_latents', 'mug_nb/generate.py'),
+                                 'mug_nb.generate.sampling_steps': ('generate.html#sampling_steps', 'mug_nb/generate.py'),
                                  'mug_nb.generate.save_osz': ('generate.html#save_osz', 'mug_nb/generate.py'),
                                  'mug_nb.generate.snap_notes': ('generate.html#snap_notes', 'mug_nb/generate.py'),
                                  'mug_nb.generate.snap_time': ('generate.html#snap_time', 'mug_nb/generate.py'),

@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", help="audio file (ogg, mp3, wav, flac) or a folder holding one")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (existing files are never overwritten)")
     p.add_argument("--count", type=int, metavar="N", default=4, help="number of variants (default 4)")
-    p.add_argument("--steps", type=int, metavar="N", default=50, help="DDIM steps (default 50)")
+    p.add_argument("--steps", type=int, metavar="N", default=None,
+                   help="DDIM steps (default: the model's own, 10 for the bundled model, else 50)")
     p.add_argument("--cfg", type=float, metavar="SCALE", default=None,
                    help="classifier-free guidance scale (default: the model's own, 1 for the bundled model, else 5)")
     p.add_argument("--seed", type=int, metavar="N", default=None, help="random seed (same seed, same charts)")
@@ -84,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=float, metavar="MS", required=True, help="start of the range, ms")
     p.add_argument("--end", type=float, metavar="MS", required=True, help="end of the range, ms")
     p.add_argument("--out", metavar="OSU", help="output .osu (default: a new name beside the chart)")
-    p.add_argument("--steps", type=int, metavar="N", default=50, help="DDIM steps (default 50)")
+    p.add_argument("--steps", type=int, metavar="N", default=None,
+                   help="DDIM steps (default: the model's own, 10 for the bundled model, else 50)")
     p.add_argument("--seed", type=int, metavar="N", default=None, help="random seed")
     p.add_argument("--json", action="store_true", help="print the written path as JSON")
 

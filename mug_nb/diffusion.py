@@ -178,7 +178,11 @@ def ddim_timesteps(steps: int, num_timesteps: int = 1000, method: str = "uniform
     if method == "uniform": ts = np.asarray(list(range(0, num_timesteps, max(1, num_timesteps // steps))))
     elif method == "quad": ts = ((np.linspace(0, np.sqrt(num_timesteps * 0.8), steps)) ** 2).astype(int)
     else: raise DiffusionError(f"unknown DDIM discretisation {method!r}; expected uniform or quad")
-    return ts + 1
+    # The original adds 1 and so indexes past the schedule when the stride divides T - 1 (steps=3, 9, 300, >500):
+    # that last step is clipped to T - 1 instead (every other count keeps the original's sequence exactly).
+    ts = ts + 1
+    if ts.size and ts[-1] >= num_timesteps: ts = np.append(ts[ts < num_timesteps - 1], num_timesteps - 1)
+    return ts
 
 def ddim_parameters(alphas_cumprod: torch.Tensor, ts: np.ndarray, eta: float = 0.0) -> dict:
     "a_t (float32), a_prev and σ (float64), sqrt(1 - a_t) (float32) for each index of τ."

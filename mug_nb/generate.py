@@ -20,14 +20,14 @@ from . import chart as C
 from .diffusion import ddim_sample, ddim_timesteps
 
 # %% auto #0
-__all__ = ['EPS_MS', 'SNAP_DIVISORS', 'TEMPLATE', 'ORIGINAL_GUIDANCE', 'MEL_PER_LATENT', 'AUDIO_EXTS', 'GenerateError',
-           'grid_hits', 'refine_timing', 'estimate_timing', 'snap_time', 'snap_notes', 'make_timing_point',
-           'minijack_count', 'remove_minijacks', 'align_chords', 'fix_overlaps', 'beat_times',
+__all__ = ['EPS_MS', 'SNAP_DIVISORS', 'TEMPLATE', 'ORIGINAL_GUIDANCE', 'ORIGINAL_STEPS', 'MEL_PER_LATENT', 'AUDIO_EXTS',
+           'GenerateError', 'grid_hits', 'refine_timing', 'estimate_timing', 'snap_time', 'snap_notes',
+           'make_timing_point', 'minijack_count', 'remove_minijacks', 'align_chords', 'fix_overlaps', 'beat_times',
            'timing_points_from_beats', 'postprocess', 'prompt_text', 'make_beatmap', 'unique_path', 'safe_name',
            'osu_filename', 'save_osz', 'preview_figure', 'preview_png', 'click_wav', 'load_bundled', 'guidance_scale',
-           'latent_length', 'fit_mel', 'Song', 'prepare_audio', 'model_vocab', 'prompt_ids', 'n_steps', 'initial_noise',
-           'sample_latents', 'decode_notes', 'generate', 'latent_mask', 'inpaint_latents', 'splice_notes', 'inpaint',
-           'generate_to_files', 'invert_chart', 'inpaint_to_file']
+           'sampling_steps', 'latent_length', 'fit_mel', 'Song', 'prepare_audio', 'model_vocab', 'prompt_ids',
+           'n_steps', 'initial_noise', 'sample_latents', 'decode_notes', 'generate', 'latent_mask', 'inpaint_latents',
+           'splice_notes', 'inpaint', 'generate_to_files', 'invert_chart', 'inpaint_to_file']
 
 # %% ../nbs/14_generate.ipynb #81811d95
 class GenerateError(ValueError):
@@ -359,7 +359,14 @@ def guidance_scale(model) -> float:
     The bundled model is best unguided (1.0): see the benchmark in 13_train."""
     return float(getattr(model, 'meta', {}).get('sampling', {}).get('cfg_scale', ORIGINAL_GUIDANCE))
 
-# %% ../nbs/14_generate.ipynb #b2c68857
+ORIGINAL_STEPS = 50           # the original WebUI's default number of DDIM steps
+
+def sampling_steps(model) -> int:
+    """The DDIM steps a model recommends (`sampling.steps` in its `config.json`), else the original's 50.
+    The bundled model places notes best with 10 (fewer, coarser steps drift less; see 13_train), and it is 5x faster."""
+    return int(getattr(model, 'meta', {}).get('sampling', {}).get('steps', ORIGINAL_STEPS))
+
+# %% ../nbs/14_generate.ipynb #93d33062
 MEL_PER_LATENT = C.MEL_PER_NOTE_FRAME * C.LATENT_DOWNSAMPLE      # 64 mel frames per latent frame
 
 def latent_length(n_mel_frames: int) -> int:
@@ -372,7 +379,7 @@ def fit_mel(mel: np.ndarray, z_len: int) -> np.ndarray:
     out = np.zeros((mel.shape[0], n), np.float32); out[:, : min(n, mel.shape[1])] = mel[:, :n]
     return out
 
-# %% ../nbs/14_generate.ipynb #83adc0c4
+# %% ../nbs/14_generate.ipynb #4e2b4467
 AUDIO_EXTS = ('.mp3', '.ogg', '.wav', '.flac')
 
 @dataclasses.dataclass
@@ -387,7 +394,7 @@ class Song:
     @property
     def duration_ms(self) -> float: return len(self.wave) / C.SAMPLE_RATE * 1000
 
-# %% ../nbs/14_generate.ipynb #4e2b4467
+# %% ../nbs/14_generate.ipynb #e95ca14b
 def _find_audio(path: Path) -> Path:
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_EXTS)
@@ -415,7 +422,7 @@ def prepare_audio(audio, title: str | None = None) -> Song:
     if data is None: data = click_wav([], wave)
     return Song(wave, np.asarray(log_mel(wave), np.float32), name, data, title)
 
-# %% ../nbs/14_generate.ipynb #d3f5e484
+# %% ../nbs/14_generate.ipynb #319cdb65
 def model_vocab(model):
     "The prompt vocabulary the model was trained with (`compat` for original checkpoints)."
     from mug_nb import features as F
@@ -429,7 +436,7 @@ def prompt_ids(prompt: dict, vocab, clip: bool = False) -> np.ndarray:
     try: return np.asarray(prompt_to_ids(dict(prompt or {}), vocab, clip=clip))
     except (ValueError, KeyError, TypeError) as e: raise GenerateError(f"prompt: {str(e).splitlines()[0]}") from None
 
-# %% ../nbs/14_generate.ipynb #2d2e37c0
+# %% ../nbs/14_generate.ipynb #6a2741b7
 def _device(model):
     return next(model.parameters()).device
 
@@ -450,7 +457,7 @@ def initial_noise(count: int, channels: int, z_len: int, seed: int):
 def _latent_channels(model) -> int:
     return int(getattr(model, 'z_channels', 16))
 
-# %% ../nbs/14_generate.ipynb #6a2741b7
+# %% ../nbs/14_generate.ipynb #ef6d41d9
 def sample_latents(model, song: Song, prompt: dict, count: int = 4, steps: int = 50, cfg_scale: float = 5.0,
                    seed: int = 0, progress=None):
     "Guided DDIM latents (count, C, z_len) for `song` and `prompt`."
@@ -471,7 +478,7 @@ def sample_latents(model, song: Song, prompt: dict, count: int = 4, steps: int =
         xT = initial_noise(count, _latent_channels(model), z_len, seed).to(dev)
         return ddim_sample(model, tuple(xT.shape), c, w, steps, cfg_scale=cfg_scale, uc=uc, eta=0.0, x_T=xT, callback=cb)
 
-# %% ../nbs/14_generate.ipynb #a15a341f
+# %% ../nbs/14_generate.ipynb #131c54cb
 def decode_notes(model, z, duration_ms: float, key_count: int = 4) -> list[list]:
     "VAE-decode latents (B, C, L) and read each into a sorted list of notes inside the song."
     import torch
@@ -482,8 +489,8 @@ def decode_notes(model, z, duration_ms: float, key_count: int = 4) -> list[list]
         out.append(sorted(notes, key=lambda n: (n.time, n.column)))
     return out
 
-# %% ../nbs/14_generate.ipynb #50a9c73d
-def generate(audio, prompt: dict | None = None, count: int = 4, steps: int = 50, cfg_scale: float | None = None,
+# %% ../nbs/14_generate.ipynb #6313390b
+def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | None = None, cfg_scale: float | None = None,
              seed: int | None = None, model=None, *, snap: int | None = 16, jack_interval: float | None = 90,
              timing: str = 'global', title: str | None = None, artist: str = '', progress=None) -> list[Beatmap]:
     "Charts for a song: `count` post-processed `Beatmap`s (same seed, same charts)."
@@ -491,13 +498,14 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int = 50,
     from mug_nb.features import DEFAULT_VOCAB
     prompt_ids(prompt, DEFAULT_VOCAB)                        # fail fast, before loading anything
     if not 1 <= int(count) <= 64: raise GenerateError(f"count must be between 1 and 64, got {count}")
-    if not 2 <= int(steps) <= 1000: raise GenerateError(f"steps must be between 2 and 1000, got {steps}")
+    if steps is not None and not 2 <= int(steps) <= 1000: raise GenerateError(f"steps must be between 2 and 1000, got {steps}")
     if cfg_scale is not None and not 0 < float(cfg_scale) <= 50: raise GenerateError(f"cfg_scale must be in (0, 50], got {cfg_scale}")
     if timing not in ('global', 'beats'): raise GenerateError(f"timing must be 'global' or 'beats', got {timing!r}")
     if snap not in (None, 0, *SNAP_DIVISORS): raise GenerateError(f"snap must be one of {sorted(SNAP_DIVISORS)} or None, got {snap}")
     song = prepare_audio(audio, title)
     model = model if model is not None else load_bundled()
     cfg_scale = guidance_scale(model) if cfg_scale is None else float(cfg_scale)
+    steps = sampling_steps(model) if steps is None else int(steps)
     prompt_ids(prompt, model_vocab(model))                   # validate before the expensive part
     seed = int(seed) if seed is not None else secrets.randbelow(10**8) + 1
     z = sample_latents(model, song, prompt, count, steps, cfg_scale, seed, progress)
@@ -511,14 +519,14 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int = 50,
                                 audio_filename=song.filename, prompt=f'{text}, variant={i + 1}'))
     return out
 
-# %% ../nbs/14_generate.ipynb #1c1b6afa
+# %% ../nbs/14_generate.ipynb #e8b9d4a7
 def latent_mask(start_ms: float, end_ms: float, z_len: int) -> np.ndarray:
     "1 for latent frames that overlap [start_ms, end_ms) (to regenerate), 0 elsewhere."
     frame = C.FRAME_MS * C.LATENT_DOWNSAMPLE
     idx = np.arange(z_len)
     return ((idx + 1) * frame > start_ms) & (idx * frame < end_ms)
 
-# %% ../nbs/14_generate.ipynb #e8b9d4a7
+# %% ../nbs/14_generate.ipynb #9e3fb9d0
 def inpaint_latents(model, song: Song, z0, mask, prompt: dict, steps: int = 50, cfg_scale: float = 5.0,
                     seed: int = 0):
     "RePaint-style DDIM: generate where `mask` is 1, keep `z0` (re-noised each step) where it is 0."
@@ -547,7 +555,7 @@ def inpaint_latents(model, song: Song, z0, mask, prompt: dict, steps: int = 50, 
             x = m * x + (1 - m) * (known if i > 0 else z0)
     return x
 
-# %% ../nbs/14_generate.ipynb #9e3fb9d0
+# %% ../nbs/14_generate.ipynb #920bf39b
 def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
     "Original notes outside [start_ms, end_ms) exactly; generated notes starting inside it, if they fit."
     keep = [n for n in original if not start_ms <= n.time < end_ms]
@@ -557,8 +565,8 @@ def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
     new = [n if n.end is None or n.end < end_ms else dataclasses.replace(n, end=None) for n in new]
     return sorted(keep + new, key=lambda n: (n.time, n.column))
 
-# %% ../nbs/14_generate.ipynb #920bf39b
-def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dict | None = None, steps: int = 50,
+# %% ../nbs/14_generate.ipynb #24810612
+def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dict | None = None, steps: int | None = None,
             cfg_scale: float | None = None, seed: int | None = None, model=None, *, snap: int | None = 16,
             jack_interval: float | None = 90) -> Beatmap:
     "A copy of `beatmap` whose notes in [start_ms, end_ms) are regenerated; all others are kept note for note."
@@ -567,6 +575,7 @@ def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dic
     song = prepare_audio(audio)
     model = model if model is not None else load_bundled()
     cfg_scale = guidance_scale(model) if cfg_scale is None else float(cfg_scale)
+    steps = sampling_steps(model) if steps is None else int(steps)
     seed = int(seed) if seed is not None else secrets.randbelow(10**8) + 1
     K = beatmap.key_count
     z_len = latent_length(song.mel.shape[1])
@@ -591,8 +600,8 @@ def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dic
     out.metadata['AIPrompt'] = prompt_text({k: round(v, 2) if isinstance(v, float) else v for k, v in prompt.items()}, inpaint=f'{start_ms:.0f}-{end_ms:.0f}', steps=steps, cfg=cfg_scale, seed=seed)
     return out
 
-# %% ../nbs/14_generate.ipynb #b28fb2c6
-def generate_to_files(audio_path, out_dir, prompt: dict | None = None, count: int = 4, steps: int = 50,
+# %% ../nbs/14_generate.ipynb #07c013bf
+def generate_to_files(audio_path, out_dir, prompt: dict | None = None, count: int = 4, steps: int | None = None,
                       cfg_scale: float | None = None, seed: int | None = None, model=None, *, snap: int | None = 16,
                       jack_interval: float | None = 90, timing: str = 'global', previews: bool = True,
                       click_tracks: bool = False, artist: str = '', title: str | None = None) -> list[Path]:

@@ -167,7 +167,8 @@ def _card(variant: dict, out_dir: W.Text, status: W.HTML) -> W.Widget:
 def studio(song=None, model=None, out_dir: str = 'generated') -> tuple[W.Widget, dict]:
     "The generation studio. Returns (widget, state); state['ctl'] holds the controls, state['variants'] the results."
     d, ctl = default_controls(), {}
-    d['cfg_scale'] = G.guidance_scale(model if model is not None else G.load_bundled())   # the model's own best scale
+    m = model if model is not None else G.load_bundled()
+    d['cfg_scale'], d['steps'] = G.guidance_scale(m), G.sampling_steps(m)   # the model's own best settings
     samples = {'synthetic song (seed 0, 20 s)': 'synthetic', **{k: str(v) for k, v in sample_songs().items()}}
     if song is not None: samples = {'the song given to studio()': song, **samples}
     src = W.Dropdown(options=list(samples), description='song', style=_STYLE, layout=W.Layout(width='420px'))

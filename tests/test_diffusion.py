@@ -87,6 +87,11 @@ def test_ddim_timesteps_quirks():
     assert list(ddim_timesteps(10)) == [1, 101, 201, 301, 401, 501, 601, 701, 801, 901]
     assert len(ddim_timesteps(30)) == 31 and len(ddim_timesteps(150)) == 167 and len(ddim_timesteps(70)) == 72
     assert ddim_timesteps(50)[-1] == 981
+    # where the stride divides 999 the original's +1 would index t = 1000, past the schedule: clipped to 999
+    assert list(ddim_timesteps(3)) == [1, 334, 667, 999] and list(ddim_timesteps(1000)) == list(range(1, 1000))
+    for steps in range(1, 1001):
+        ts = ddim_timesteps(steps)
+        assert ts[0] == 1 and ts[-1] <= 999 and (np.diff(ts) > 0).all(), steps
     with pytest.raises(DiffusionError):
         ddim_timesteps(0)
 

@@ -125,6 +125,16 @@ def test_generate_same_seed_same_charts(model, song_file):
     assert same > 0.95 and abs(len(c[0].notes) - len(a[1].notes)) <= 0.05 * len(a[1].notes) + 1
 
 
+def test_steps_and_guidance_default_to_the_models_recommendation(model, song_file, monkeypatch):
+    "generate(steps=None, cfg_scale=None) reads config.json's `sampling`; without one, the original's 50 and 5."
+    monkeypatch.setattr(model, "meta", {**getattr(model, "meta", {}), "sampling": {"cfg_scale": 1.5, "steps": 3}})
+    text = G.generate(song_file, {"sr": 3.0}, count=1, seed=1, model=model)[0].metadata["AIPrompt"]
+    assert "steps=3" in text and "cfg=1.5" in text
+    assert "steps=4" in G.generate(song_file, {"sr": 3.0}, count=1, steps=4, seed=1, model=model)[0].metadata["AIPrompt"]
+    bare = type("Bare", (), {})()
+    assert G.sampling_steps(bare) == 50 and G.guidance_scale(bare) == 5.0
+
+
 def test_generate_to_files_reads_back_with_rosu(model, song_file, tmp_path):
     import rosu_pp_py as rosu
     paths = G.generate_to_files(song_file, tmp_path, {"sr": 3.0}, count=2, steps=4, seed=1, model=model)
