@@ -1,6 +1,6 @@
 """How good is the bundled model? Placement, control and real-music figures.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_model_quality.py [--model DIR] [--songs 8] [--steps 20] [--cfg SCALE]
+    OMP_NUM_THREADS=1 python benchmarks/bench_model_quality.py [--model DIR] [--songs 8] [--steps N] [--cfg SCALE]
 
 1. Unseen synthetic songs (synth seeds 0..N-1; the model was trained on seeds >= 1000): for each song, each of the
    four standard difficulties is a reference chart; the model is asked for the prompt of that chart
@@ -158,7 +158,7 @@ def main(argv=None):
     ap.add_argument("--model", default=None, help="checkpoint folder (default: the bundled model)")
     ap.add_argument("--songs", type=int, default=8)
     ap.add_argument("--duration", type=float, default=40.0)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's own, 10 for the bundled model)")
     ap.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own, 1 for the bundled model)")
     ap.add_argument("--snap", type=int, default=0, help="snap divisor passed to generate (0: no snapping)")
     ap.add_argument("--real-variants", type=int, default=2)

@@ -160,6 +160,7 @@ def main(argv=None):
     ap.add_argument("--init-from", default=None, help="warm start from this model folder (see warm_start)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest for this tiny model)")
     ap.add_argument("--recommend-cfg", type=float, default=1.0, help="--install: the guidance scale generate() uses by default")
+    ap.add_argument("--recommend-steps", type=int, default=10, help="--install: the DDIM steps generate() uses by default")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this many optimizer steps of both stages")
     ap.add_argument("--workers", type=int, default=0, help="data-loader processes")
     ap.add_argument("--synth-workers", type=int, default=1, help="processes that synthesise the songs")
@@ -213,7 +214,8 @@ def main(argv=None):
             meta["reproduce"] = "OMP_NUM_THREADS=1 python tools/train_bundled.py " + " ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in json.loads((out / "command.json").read_text()).items()
                 if k not in ("out", "resume", "install", "finalize", "stages"))
-        meta["sampling"] = {"cfg_scale": args.recommend_cfg}      # read by generate.guidance_scale
+        meta["sampling"] = {"cfg_scale": args.recommend_cfg,       # read by generate.guidance_scale
+                            "steps": args.recommend_steps}         # ... and generate.sampling_steps
         (dst / "config.json").write_text(json.dumps(meta, indent=1))
         print("installed", dst / "model.safetensors", (dst / "model.safetensors").stat().st_size, "bytes")
         return
