@@ -166,3 +166,21 @@ def test_bundled_recipe_builds_songs_in_parallel_identically():
     for i in (0, len(one) - 1):
         x, y = one[i], two[i]
         assert torch.equal(x["note"].abs().sum(), y["note"].abs().sum()) and torch.equal(x["feature"], y["feature"])
+
+
+def test_bundled_recipe_data_cache_roundtrip(tmp_path):
+    "tools/train_bundled.py --data-cache: a plain .npz (loaded without pickles) that gives back the same windows."
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from train_bundled import load_datasets, save_datasets, synth_dataset
+    from mug_nb.train import SynthChartDataset
+    kw = dict(window=256, duration=12.0)
+    train, val = synth_dataset(range(1000, 1002), 1, **kw), SynthChartDataset(range(900, 901), augment=False, hop=256, **kw)
+    save_datasets(tmp_path / "c.npz", train, val)
+    t2, v2 = load_datasets(tmp_path / "c.npz", **kw)
+    for a, b in ((train, t2), (val, v2)):
+        assert a.augment == b.augment and len(a) == len(b) > 0
+        assert all(x[:3] == y[:3] and np.array_equal(x[3], y[3]) for x, y in zip(a.items, b.items))
+        assert all(np.array_equal(x, y) and x.dtype == y.dtype for x, y in zip(a.mels + a.notes, b.mels + b.notes))
+    assert torch.equal(val[0]["audio"], v2[0]["audio"]) and torch.equal(val[0]["note"], v2[0]["note"])

@@ -3,6 +3,11 @@
     OMP_NUM_THREADS=1 python tools/train_bundled.py --out runs/bundled            # train (resumable: add --resume)
     python tools/train_bundled.py --out runs/bundled --install                     # copy the weights into mug_nb/assets
 
+On a machine with many cores and a GPU (accelerate picks the device; the GPU run in 13_train used these):
+
+    python tools/train_bundled.py --out runs/gpu --synth-workers 15 --workers 14 --batch 64 \
+        --data-cache /tmp/songs.npz --time-budget 600 ...     # --diff-steps follows a speed probe of the device
+
 Training songs use synth seeds 1000.. (the benchmark's unseen songs use seeds below 1000; validation 900..).
 Everything is seeded: the same command gives the same weights (on the same torch build).
 """
@@ -15,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,6 +120,34 @@ def synth_dataset(seeds, workers: int = 1, **kw) -> SynthChartDataset:
     return ds
 
 
+def save_datasets(path: Path, train: SynthChartDataset, val: SynthChartDataset) -> None:
+    "Both datasets' songs and windows as plain arrays in one .npz (no pickles: `load_datasets` runs no code)."
+    arrays = {}
+    for name, ds in (("train", train), ("val", val)):
+        arrays[f"{name}_mels"] = np.concatenate(ds.mels, 1)
+        arrays[f"{name}_mel_len"] = np.array([m.shape[1] for m in ds.mels])
+        arrays[f"{name}_notes"] = np.concatenate(ds.notes, 2)
+        arrays[f"{name}_note_len"] = np.array([n.shape[2] for n in ds.notes])
+        arrays[f"{name}_items"] = np.array([it[:3] for it in ds.items], np.int64).reshape(-1, 3)
+        arrays[f"{name}_ids"] = np.stack([it[3] for it in ds.items])
+        arrays[f"{name}_augment"] = np.array(ds.augment)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays); tmp.rename(path)
+
+
+def load_datasets(path: Path, **kw) -> tuple[SynthChartDataset, SynthChartDataset]:
+    "The datasets written by `save_datasets` (`kw`: window, duration, vocab, as they were built)."
+    z = np.load(path, allow_pickle=False)
+    out = []
+    for name in ("train", "val"):
+        ds = SynthChartDataset([], augment=bool(z[f"{name}_augment"]), **kw)
+        ds.mels = np.split(z[f"{name}_mels"], np.cumsum(z[f"{name}_mel_len"])[:-1], 1)
+        ds.notes = np.split(z[f"{name}_notes"], np.cumsum(z[f"{name}_note_len"])[:-1], 2)
+        ds.items = [(int(s), int(j), int(t), ids) for (s, j, t), ids in zip(z[f"{name}_items"], z[f"{name}_ids"])]
+        out.append(ds)
+    return out[0], out[1]
+
+
 def speed_probe(model, tc, batch: int, window: int, steps: int = 20) -> float:
     "Seconds per diffusion training step (forward + backward + AdamW) at this batch, on the device training uses."
     from mug_nb.chart import MEL_PER_NOTE_FRAME
@@ -164,7 +198,7 @@ def main(argv=None):
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this many optimizer steps of both stages")
     ap.add_argument("--workers", type=int, default=0, help="data-loader processes")
     ap.add_argument("--synth-workers", type=int, default=1, help="processes that synthesise the songs")
-    ap.add_argument("--data-cache", default=None, help="pickle of the (train, val) datasets: read if present, else written")
+    ap.add_argument("--data-cache", default=None, help=".npz of the (train, val) datasets: read if present, else written")
     ap.add_argument("--time-budget", type=float, default=None,
                     help="seconds for the diffusion stage: --diff-steps (and --decay-from, as a fraction) follow a speed probe")
     ap.add_argument("--resume", action="store_true")
@@ -228,16 +262,14 @@ def main(argv=None):
     vocab = model_vocab(cfg)
     cache = Path(args.data_cache) if args.data_cache else None
     if cache is not None and cache.exists():
-        import pickle
-        train, val = pickle.loads(cache.read_bytes())
+        train, val = load_datasets(cache, window=args.window, duration=args.duration, vocab=vocab)
     else:
         train = synth_dataset(range(TRAIN_SEED0, TRAIN_SEED0 + args.songs), args.synth_workers, window=args.window,
                               duration=args.duration, vocab=vocab, progress=True)
         val = SynthChartDataset(range(VAL_SEED0, VAL_SEED0 + args.val_songs), window=args.window, hop=args.window,
                                 duration=args.duration, vocab=vocab, augment=False)
         if cache is not None:
-            import pickle
-            tmp = cache.with_suffix(".tmp"); tmp.write_bytes(pickle.dumps((train, val), protocol=5)); tmp.rename(cache)
+            save_datasets(cache, train, val)
     print(f"data: {len(train)} training windows from {args.songs} songs, {len(val)} validation windows "
           f"({time.time() - t0:.0f} s)", flush=True)
     out.mkdir(parents=True, exist_ok=True)
