@@ -106,13 +106,14 @@ def synth_dataset(seeds, workers: int = 1, **kw) -> SynthChartDataset:
     from mug_nb.audio import log_mel
     log_mel(torch.zeros(22050).numpy())                      # compile librosa's kernels once, before forking
     chunks = [seeds[i::workers] for i in range(workers)]
-    order = [s for c in chunks for s in c]
     with mp.get_context("fork").Pool(workers) as pool:
         parts = pool.map(_synth_chunk, [(c, {**kw, "progress": False}) for c in chunks])
     ds = SynthChartDataset([], **kw)
     by_seed = {}
     for (mels, notes, items), chunk in zip(parts, chunks):
-        for k, s in enumerate(chunk): by_seed[s] = (mels[k], notes[k], [it for it in items if it[0] == k])
+        windows = {k: [] for k in range(len(chunk))}
+        for it in items: windows[it[0]].append(it)
+        for k, s in enumerate(chunk): by_seed[s] = (mels[k], notes[k], windows[k])
     for s in seeds:                                          # back into seed order
         mel, note, items = by_seed[s]
         ds.items += [(len(ds.mels), *it[1:]) for it in items]
