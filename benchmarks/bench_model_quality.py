@@ -175,12 +175,13 @@ def main(argv=None):
     report["seconds"] = round(time.time() - t0, 1)
     print("\n== bundled model quality ==")
     s = report.get("synthetic")
-    if s: print(f"synthetic unseen songs: {s['songs']} songs, {s['charts']} charts")
-    if s: print(f"  placement F1 ±50 ms (micro) {s['placement_f1_50ms_micro']:.3f}  (goal >= 0.9); per chart "
-          f"{s['placement_f1_50ms_per_chart']:.3f}; ±20 ms {s['placement_f1_20ms_micro']:.3f}")
-    if s: print(f"  median |SR - requested| (requests 1.5-5, n={s['n_sr_requests']}) {s['median_abs_sr_error_1p5_to_5']}"
-          f"  (goal <= 0.5); SR-only sweep {s['sr_sweep_median_abs_error']:.3f}")
-    if s: print(f"  median |LN ratio - requested| {s['median_abs_ln_ratio_error']:.3f}  (goal <= 0.1)")
+    if s:
+        print(f"synthetic unseen songs: {s['songs']} songs, {s['charts']} charts")
+        print(f"  placement F1 ±50 ms (micro) {s['placement_f1_50ms_micro']:.3f}  (goal >= 0.9); per chart "
+              f"{s['placement_f1_50ms_per_chart']:.3f}; ±20 ms {s['placement_f1_20ms_micro']:.3f}")
+        print(f"  median |SR - requested| (requests 1.5-5, n={s['n_sr_requests']}) {s['median_abs_sr_error_1p5_to_5']}"
+              f"  (goal <= 0.5); SR-only sweep {s['sr_sweep_median_abs_error']:.3f}")
+        print(f"  median |LN ratio - requested| {s['median_abs_ln_ratio_error']:.3f}  (goal <= 0.1)")
     for name, r in report.get("real", {}).items():
         if isinstance(r, dict):
             print(f"real: {name}: model F1 ±50 ms {r['model_f1_50ms']:.3f} vs onset_detect {r['onset_detect_f1_50ms']:.3f}")

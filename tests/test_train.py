@@ -1,5 +1,6 @@
 """Tests of mug_nb.train: exact resume of both stages, pickle-free checkpoints, configs, prompt dropout, data."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,11 +154,12 @@ def test_lr_schedule():
     assert [round(lr_at(sc, s, 8) / 1e-3, 3) for s in (0, 3, 4, 6, 8)] == [1, 1, 1, 0.5, 0]
 
 
-def test_bundled_recipe_builds_songs_in_parallel_identically():
+TOOLS = str(Path(__file__).resolve().parents[1] / "tools")      # tools/train_bundled.py, imported by two tests
+
+
+def test_bundled_recipe_builds_songs_in_parallel_identically(monkeypatch):
     "tools/train_bundled.py: songs synthesised by worker processes give the same windows, in the same order."
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    monkeypatch.syspath_prepend(TOOLS)
     from train_bundled import synth_dataset
     one, two = (synth_dataset(range(1000, 1003), w, window=256, duration=12.0) for w in (1, 2))
     assert len(one) == len(two) > 0
@@ -168,11 +170,9 @@ def test_bundled_recipe_builds_songs_in_parallel_identically():
         assert torch.equal(x["note"].abs().sum(), y["note"].abs().sum()) and torch.equal(x["feature"], y["feature"])
 
 
-def test_bundled_recipe_data_cache_roundtrip(tmp_path):
+def test_bundled_recipe_data_cache_roundtrip(tmp_path, monkeypatch):
     "tools/train_bundled.py --data-cache: a plain .npz (loaded without pickles) that gives back the same windows."
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    monkeypatch.syspath_prepend(TOOLS)
     from train_bundled import load_datasets, save_datasets, synth_dataset
     from mug_nb.train import SynthChartDataset
     kw = dict(window=256, duration=12.0)
