@@ -2,7 +2,7 @@
 before and after each inference optimisation.
 
     python benchmarks/bench_sampling.py [--threads 1] [--reps 3] [--config full|tiny] [--steps N] [--frozen] [--compile]
-                                        [--no-song] [--conv-table]
+                                        [--no-song] [--conv-table] [--original DIR]
 
 Stages (cumulative):
   baseline       eval + no_grad; S4 kernels recomputed every call; audio branch recomputed every call;
@@ -32,6 +32,12 @@ machine at this thread count, whatever the overhead removed.
 The original code needs 0.515 s (no guidance) and 0.917 s (guidance 1:1 batch doubling) per step on
 the reference machines. Both wall-clock and process CPU time are printed (median over --reps interleaved
 runs); on a shared machine the CPU time is the steadier figure.
+--original DIR times the original MuG Diffusion U-Net itself, from a checkout of its public repository
+(github.com/Keytoyze/Mug-Diffusion; nothing of it is copied here), in this process, with our weights loaded into
+it, on the same inputs: the like-for-like baseline. It needs the original's own `opt_einsum` and `omegaconf`
+(pip-install them by hand; the package does not depend on them); PyTorch Lightning, which its S4 file imports
+for one decorator, is stubbed when absent. Steps run back to back, as a sampler runs them (interleaving the two
+models' steps costs each ~25% in cache misses), and the guided step doubles the batch as its DDIM sampler does.
 --conv-table times only nn.Conv1d against Winograd F(2,3) and F(4,3) for the U-Net's kernel-3 layer shapes,
 with more distinct layers than fit in the L3 cache (in a step every weight comes from memory once).
 
@@ -51,8 +57,16 @@ and thinner products. Tried and not adopted: folding the cross-attention's query
 the cached prompt keys/values (x @ (Wq^T K^T) per head: 168 columns instead of C) saves ~0.6 GFLOP but measured
 no faster (0.99x / 0.96x, within the noise here). The 2.5x goal is out of reach of float32 on one thread
 here: the floor above allows 2.66x / 2.36x only at 100% of the matrix-product rate for every operation.
+Against the original's own code (--original, its repository at commit c2903d4, same process, our weights loaded
+into it; nothing else running; steps back to back; medians), which agrees with ours within 9.5e-7 / 5.1e-6:
+  1 thread     original 0.754 / 1.064 s per step, ours 0.371 / 0.589 s: 2.03x / 1.81x
+  2 threads    original 0.434 / 0.746 s per step (wall), ours 0.270 / 0.412 s: 1.60x / 1.81x
+The original's code is slower than our baseline stage (0.433 s at 1 thread in the same run): its S4 layers
+compute their kernel with a dense Cauchy sum over all N x L pairs at every call. Run to run the figures move
+by ~10% on this shared machine, so compare ratios from one run.
 """
 import argparse
+import importlib.util
 import statistics
 import time
 
@@ -96,6 +110,7 @@ def main():
     ap.add_argument("--compile", action="store_true", help="also time torch.compile of the U-Net (minutes of compiling)")
     ap.add_argument("--no-song", action="store_true", help="skip the whole-song run")
     ap.add_argument("--conv-table", action="store_true", help="only time Conv1d against Winograd F(2,3)/F(4,3) per layer shape")
+    ap.add_argument("--original", metavar="DIR", help="also time the original's U-Net from a checkout of Keytoyze/Mug-Diffusion")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     a.steps = a.steps or (50 if a.config == "tiny" else 2)
@@ -181,6 +196,7 @@ def main():
           f"(the reference was measured elsewhere; indicative only)")
     assert max(r[-1] for r in rows) < 1e-4, "an optimisation changed the numbers"
     floor(eps_fn, x, t, c, w, b, f, a)
+    if a.original: original_stage(a.original, model, x, t, c, w, uc, a)
     if a.frozen: frozen_stage(unet, x, t, c, w, uc, a, b, f, outs["baseline"])
     if a.compile: compiled_stage(unet, x, t, c, w, b, f, outs["baseline"])
     if a.no_song: return
@@ -241,6 +257,64 @@ def floor(eps_fn, x, t, c, w, b, f, a):
     if a.config == "full":
         print(f"  -> no float32 step can take less than ~{gflop / rate:.3f} s here (guided ~{2 * gflop / rate:.3f} s): "
               f"at most {0.515 / (gflop / rate):.2f}x / {0.917 / (2 * gflop / rate):.2f}x the original's 0.515 / 0.917 s")
+
+
+def load_original_unet(repo, ours):
+    "The original's UNetModel, built from its own code and config in `repo`, holding `ours`' weights."
+    import sys, types
+    from pathlib import Path
+    import yaml
+    repo = Path(repo)
+    cfg_file = repo / "configs" / "mug" / "mug_diffusion.yaml"
+    if not (repo / "mug" / "diffusion" / "unet.py").is_file() or not cfg_file.is_file():
+        raise SystemExit(f"--original {repo}: not a checkout of Keytoyze/Mug-Diffusion (no mug/diffusion/unet.py "
+                         f"or configs/mug/mug_diffusion.yaml)")
+    missing = [m for m in ("opt_einsum", "omegaconf") if importlib.util.find_spec(m) is None]
+    if missing: raise SystemExit(f"--original needs the original's dependencies {missing}: pip install {' '.join(missing)}")
+    if importlib.util.find_spec("pytorch_lightning") is None:        # its S4 file imports one decorator from it
+        pl, plu = types.ModuleType("pytorch_lightning"), types.ModuleType("pytorch_lightning.utilities")
+        plu.rank_zero_only, pl.utilities = (lambda f: f), plu
+        sys.modules.update({"pytorch_lightning": pl, "pytorch_lightning.utilities": plu})
+    sys.path.insert(0, str(repo))
+    from mug.diffusion.unet import UNetModel as OriginalUNet
+    params = yaml.safe_load(cfg_file.read_text())["model"]["params"]["unet_config"]["params"]
+    unet = OriginalUNet(**params).eval()
+    unet.load_state_dict(ours.state_dict(), strict=True)           # same names and shapes: `full` is the original
+    return unet
+
+
+def original_stage(repo, model, x, t, c, w, uc, a):
+    "The original U-Net against ours: same weights, same inputs, steps run back to back; medians of wall/CPU time."
+    orig, ours = load_original_unet(repo, model.model.unet_model), model.model
+    doubled = _double(c, w, uc)
+
+    def orig_guided():                                             # as its p_sample_ddim: the batch doubled per step
+        e_u, e_c = orig(torch.cat([x] * 2), torch.cat([t] * 2), torch.cat([uc, c]),
+                        *[torch.cat([wi] * 2) for wi in w]).chunk(2)
+        return e_u + a.cfg_scale * (e_c - e_u)
+    fns = {"original": (lambda: orig(x, t, c, *w), orig_guided),
+           "ours": (lambda: ours(x, t, c, w), lambda: _guided_eps(ours, x, t, c, w, a.cfg_scale, uc, doubled))}
+    times = {(k, g): [] for k in fns for g in (0, 1)}
+    outs = {}
+    for r in range(a.reps + 1):                                    # the first round warms up and is not counted
+        for g in (0, 1):
+            for k, pair in fns.items():
+                ctx = torch.no_grad if k == "original" else torch.inference_mode   # as each sampler runs
+                with ctx():
+                    for _ in range(4):                             # back to back, as a sampler runs them
+                        t0, c0 = time.perf_counter(), time.process_time(); out = pair[g]()
+                        if r: times[(k, g)].append((time.perf_counter() - t0, time.process_time() - c0))
+                outs[(k, g)] = out.clone()
+    d = [(outs[("ours", g)] - outs[("original", g)]).abs().max().item() for g in (0, 1)]
+    m = {key: [statistics.median(col) for col in zip(*v)] for key, v in times.items()}   # [wall, cpu]
+    for k in fns:
+        print(f"{k:12s} no guidance {m[(k, 0)][0]:6.3f} s/step (cpu {m[(k, 0)][1]:6.3f})   guidance {m[(k, 1)][0]:6.3f} "
+              f"s/step (cpu {m[(k, 1)][1]:6.3f})" + (f"   (its own code, {repo})" if k == "original" else
+              f"   max|ours - original| {d[0]:.1e} / {d[1]:.1e}"))
+    r = lambda g, i: m[("original", g)][i] / m[("ours", g)][i]
+    print(f"  speed-up over the original code, same process, threads={a.threads}: no guidance {r(0, 0):.2f}x, "
+          f"guidance {r(1, 0):.2f}x (wall); {r(0, 1):.2f}x, {r(1, 1):.2f}x (cpu)")
+    assert max(d) < 1e-4, "our compat U-Net disagrees with the original's code"
 
 
 def frozen_stage(unet, x, t, c, w, uc, a, b, f, ref):
