@@ -8,6 +8,9 @@
    * placement F1 at ±50 ms (goal >= 0.9) and ±20 ms, micro over all charts;
    * |star rating - requested| for requests between 1.5 and 5 (median, goal <= 0.5);
    * |LN ratio - requested| (median, goal <= 0.1).
+   The charting rule itself draws at random among rows of near-equal salience; the same rule with another seed
+   scores 0.98 against the reference (per difficulty 0.96 / 0.98 / 0.99 / 0.99 on 8 songs, 3 seeds), so the goal
+   is reachable in principle: what stands between is the model. The script prints this ceiling as it goes.
    Also an SR sweep: {"sr": s} alone for s in 1.5 .. 5 on the fastest test songs.
 2. Real songs with human charts (when ../shared/peer_data is present): triangles (4K Easy) and the Frets on Fire
    song "Metal madness" (5-fret MIDI folded to 4K; its constant offset is estimated on the guitar stem and
@@ -70,11 +73,12 @@ def roundtrip_ok(bm: Beatmap) -> bool:
 
 def synthetic(model, args, report):
     from mug_nb.synth import chart_for_song, synth_song
-    f50, f20, sr_err, ln_err, rows, ok = [], [], [], [], [], []
+    f50, f20, sr_err, ln_err, rows, ok, ceiling = [], [], [], [], [], [], []
     songs = [synth_song(s, duration=args.duration) for s in range(args.songs)]
     for song in songs:
         for d in STANDARD:
             ref = chart_for_song(song, d)
+            ceiling.append(placement_f1(chart_for_song(song, d, seed=1), ref, 50))   # the rule, drawn again
             prompt = prompt_from_chart(ref)
             g = gen(model, song.wave, prompt, args)
             ok.append(roundtrip_ok(g))
@@ -99,6 +103,7 @@ def synthetic(model, args, report):
     print("SR sweep (song, requested, got):", sweep)
     report["synthetic"] = dict(
         songs=args.songs, charts=len(f50), placement_f1_50ms_micro=float(pool(f50)),
+        rule_redrawn_f1_50ms_micro=float(pool(ceiling)),
         placement_f1_50ms_per_chart=float(pool(f50, "chart")), placement_f1_20ms_micro=float(pool(f20)),
         median_abs_sr_error_1p5_to_5=float(np.median(sr_err)) if sr_err else None, n_sr_requests=len(sr_err),
         median_abs_ln_ratio_error=float(np.median(ln_err)),
@@ -179,6 +184,7 @@ def main(argv=None):
         print(f"synthetic unseen songs: {s['songs']} songs, {s['charts']} charts")
         print(f"  placement F1 ±50 ms (micro) {s['placement_f1_50ms_micro']:.3f}  (goal >= 0.9); per chart "
               f"{s['placement_f1_50ms_per_chart']:.3f}; ±20 ms {s['placement_f1_20ms_micro']:.3f}")
+        print(f"  ceiling: the charting rule redrawn with another seed scores {s['rule_redrawn_f1_50ms_micro']:.3f}")
         print(f"  median |SR - requested| (requests 1.5-5, n={s['n_sr_requests']}) {s['median_abs_sr_error_1p5_to_5']}"
               f"  (goal <= 0.5); SR-only sweep {s['sr_sweep_median_abs_error']:.3f}")
         print(f"  median |LN ratio - requested| {s['median_abs_ln_ratio_error']:.3f}  (goal <= 0.1)")
