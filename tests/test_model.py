@@ -213,3 +213,14 @@ def test_guided_sampling_shares_the_halves_with_the_same_numbers():
         shared = ddim_sample(m, (2, 16, 64), c, w2, 5, cfg_scale=5.0, uc=uc, x_T=xT)
         doubled = ddim_sample(Doubling(), (2, 16, 64), c, w2, 5, cfg_scale=5.0, uc=uc, x_T=xT, sched=m)
     assert (shared - doubled).abs().max() / doubled.abs().max() < 1e-5 and shared.abs().max() > 0
+
+
+def test_bench_original_refuses_a_folder_that_is_not_the_original(tmp_path):
+    "`bench_sampling.py --original DIR` names the folder and what is missing instead of failing on an import."
+    import importlib.util, sys
+    spec = importlib.util.spec_from_file_location("bench_sampling", Path(__file__).parents[1] / "benchmarks" / "bench_sampling.py")
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    (tmp_path / "mug").mkdir()
+    with pytest.raises(SystemExit, match=r"not a checkout of Keytoyze/Mug-Diffusion.*mug/diffusion/unet\.py"):
+        bench.load_original_unet(tmp_path, torch.nn.Linear(1, 1))
+    assert str(tmp_path) not in sys.path                     # refused before touching the import path
