@@ -184,3 +184,28 @@ def test_bundled_recipe_data_cache_roundtrip(tmp_path, monkeypatch):
         assert all(x[:3] == y[:3] and np.array_equal(x[3], y[3]) for x, y in zip(a.items, b.items))
         assert all(np.array_equal(x, y) and x.dtype == y.dtype for x, y in zip(a.mels + a.notes, b.mels + b.notes))
     assert torch.equal(val[0]["audio"], v2[0]["audio"]) and torch.equal(val[0]["note"], v2[0]["note"])
+
+
+def test_bundled_finalize_records_the_runs_own_training_config(tmp_path, monkeypatch):
+    "tools/train_bundled.py --finalize: the checkpoint records the lr and batch the run trained with, not the defaults."
+    monkeypatch.syspath_prepend(TOOLS)
+    import argparse
+    from safetensors.torch import save_file
+    from train_bundled import bundled_train_config, main
+    from mug_nb.model import build_model
+    from mug_nb.train import model_config
+    args = argparse.Namespace(unet_channels=16, prompt_embedding=False, onset_bands=0, vae_lr=1e-3, vae_batch=8,
+                              vae_steps=10, head_pos_weight=4.0, lr=3e-4, batch=8, diff_steps=30, decay_from=5,
+                              window=512, stages=["vae", "diffusion"])
+    tc = bundled_train_config(args)                          # what the run trained with: lr 3e-4, batch 8
+    (tmp_path / "train_config.json").write_text(json.dumps(tc.to_dict()))
+    (tmp_path / "command.json").write_text(json.dumps({"lr": 3e-4, "batch": 8}))
+    sd = {k: v.contiguous() for k, v in build_model(model_config(tc)).state_dict().items()}
+    for stage, step in (("vae", 10), ("diffusion", 30)):
+        (tmp_path / stage / "last").mkdir(parents=True)
+        save_file(sd, str(tmp_path / stage / "last" / "model.safetensors"))
+        (tmp_path / stage / "last" / "state.json").write_text(json.dumps(
+            {"step": step, "seconds": 1.0, "train_loss": [0.5], "val_loss": [0.4]}))
+    main(["--out", str(tmp_path), "--finalize"])             # this command's own defaults: another lr and batch
+    rec = json.loads((tmp_path / "model" / "config.json").read_text())["train_config"]["diffusion"]
+    assert (rec["lr"], rec["batch_size"], rec["max_steps"]) == (3e-4, 8, 30)

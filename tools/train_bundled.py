@@ -214,7 +214,10 @@ def main(argv=None):
         from safetensors.torch import load_model
         from mug_nb.model import build_model, save_checkpoint
         from mug_nb.train import model_config
-        tc = bundled_train_config(args)
+        # the run's own training config (its lr, batch, ...), not this command's defaults; the architecture flags
+        # given here must agree with it, or the weights would not load
+        saved = out / "train_config.json"
+        tc = TrainConfig.from_dict(json.loads(saved.read_text())) if saved.exists() else bundled_train_config(args)
         model = build_model(model_config(tc))
         load_model(model, str(out / "diffusion" / "last" / "model.safetensors"))
         # The head BCE's positive weight w moves the optimal head logit by log((1 + w) / 2): subtract it from the
