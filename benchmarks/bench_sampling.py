@@ -62,8 +62,8 @@ into it; nothing else running; steps back to back; medians), which agrees with o
   1 thread     original 0.754 / 1.064 s per step, ours 0.371 / 0.589 s: 2.03x / 1.81x
   2 threads    original 0.434 / 0.746 s per step (wall), ours 0.270 / 0.412 s: 1.60x / 1.81x
 The original's code is slower than our baseline stage (0.433 s at 1 thread in the same run): its 16 S4 kernels
-take 0.35 s of its 0.74 s step, computed at every call with a dense Cauchy sum over all N x L pairs. Run to run the figures move
-by ~10% on this shared machine, so compare ratios from one run.
+take 0.35 s of its 0.74 s step, computed at every call with a dense Cauchy sum over all N x L pairs. Run to run
+the figures move by ~10% on this shared machine, so compare ratios from one run.
 """
 import argparse
 import importlib.util
