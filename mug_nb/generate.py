@@ -25,9 +25,9 @@ __all__ = ['EPS_MS', 'SNAP_DIVISORS', 'TEMPLATE', 'ORIGINAL_GUIDANCE', 'ORIGINAL
            'make_timing_point', 'minijack_count', 'remove_minijacks', 'align_chords', 'fix_overlaps', 'beat_times',
            'timing_points_from_beats', 'postprocess', 'prompt_text', 'make_beatmap', 'unique_path', 'safe_name',
            'osu_filename', 'save_osz', 'preview_figure', 'preview_png', 'click_wav', 'load_bundled', 'guidance_scale',
-           'sampling_steps', 'latent_length', 'fit_mel', 'Song', 'prepare_audio', 'model_vocab', 'prompt_ids',
-           'n_steps', 'initial_noise', 'sample_latents', 'decode_notes', 'generate', 'latent_mask', 'inpaint_latents',
-           'splice_notes', 'inpaint', 'generate_to_files', 'invert_chart', 'inpaint_to_file']
+           'sampling_steps', 'sampling_settings', 'latent_length', 'fit_mel', 'Song', 'prepare_audio', 'model_vocab',
+           'prompt_ids', 'n_steps', 'initial_noise', 'sample_latents', 'decode_notes', 'generate', 'latent_mask',
+           'inpaint_latents', 'splice_notes', 'inpaint', 'generate_to_files', 'invert_chart', 'inpaint_to_file']
 
 # %% ../nbs/14_generate.ipynb #81811d95
 class GenerateError(ValueError):
@@ -357,14 +357,23 @@ ORIGINAL_GUIDANCE = 5.0       # the original WebUI's default scale
 def guidance_scale(model) -> float:
     """The guidance scale a model recommends (`sampling.cfg_scale` in its `config.json`), else the original's 5.
     The bundled model is best unguided (1.0): see the benchmark in 13_train."""
-    return float(getattr(model, 'meta', {}).get('sampling', {}).get('cfg_scale', ORIGINAL_GUIDANCE))
+    return float(_recommended(model, 'cfg_scale', ORIGINAL_GUIDANCE))
 
 ORIGINAL_STEPS = 50           # the original WebUI's default number of DDIM steps
 
 def sampling_steps(model) -> int:
     """The DDIM steps a model recommends (`sampling.steps` in its `config.json`), else the original's 50.
     The bundled model asks for 10: fewer, coarser steps drift less and place notes better (13_train), 5x faster."""
-    return int(getattr(model, 'meta', {}).get('sampling', {}).get('steps', ORIGINAL_STEPS))
+    return int(_recommended(model, 'steps', ORIGINAL_STEPS))
+
+def _recommended(model, key: str, default):
+    "One of the `sampling` settings in a model's `config.json`, else `default`."
+    return getattr(model, 'meta', {}).get('sampling', {}).get(key, default)
+
+def sampling_settings(model, steps=None, cfg_scale=None) -> tuple[int, float]:
+    "(steps, cfg_scale): the ones given, or else the model's recommendation."
+    return (sampling_steps(model) if steps is None else int(steps),
+            guidance_scale(model) if cfg_scale is None else float(cfg_scale))
 
 # %% ../nbs/14_generate.ipynb #93d33062
 MEL_PER_LATENT = C.MEL_PER_NOTE_FRAME * C.LATENT_DOWNSAMPLE      # 64 mel frames per latent frame
@@ -504,8 +513,7 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | Non
     if snap not in (None, 0, *SNAP_DIVISORS): raise GenerateError(f"snap must be one of {sorted(SNAP_DIVISORS)} or None, got {snap}")
     song = prepare_audio(audio, title)
     model = model if model is not None else load_bundled()
-    cfg_scale = guidance_scale(model) if cfg_scale is None else float(cfg_scale)
-    steps = sampling_steps(model) if steps is None else int(steps)
+    steps, cfg_scale = sampling_settings(model, steps, cfg_scale)
     prompt_ids(prompt, model_vocab(model))                   # validate before the expensive part
     seed = int(seed) if seed is not None else secrets.randbelow(10**8) + 1
     z = sample_latents(model, song, prompt, count, steps, cfg_scale, seed, progress)
@@ -574,8 +582,7 @@ def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dic
     if not 0 <= start_ms < end_ms: raise GenerateError(f"inpaint range must satisfy 0 <= start < end, got {start_ms}..{end_ms}")
     song = prepare_audio(audio)
     model = model if model is not None else load_bundled()
-    cfg_scale = guidance_scale(model) if cfg_scale is None else float(cfg_scale)
-    steps = sampling_steps(model) if steps is None else int(steps)
+    steps, cfg_scale = sampling_settings(model, steps, cfg_scale)
     seed = int(seed) if seed is not None else secrets.randbelow(10**8) + 1
     K = beatmap.key_count
     z_len = latent_length(song.mel.shape[1])
