@@ -312,7 +312,9 @@ def test_augmentation_keeps_notes_on_known_onsets(built, base_lags, name):
             # the audio moved with the notes: onsets are strong where the notes are, and the best lag is ~0
             assert abs(base_lags[i]) <= 5
             assert abs(alignment_lag(it["note"], it["audio"], max_lag=24) - base_lags[i]) <= 3, (name, m)
-            assert _aligned_ratio(it["note"], it["audio"]) > 1.5, (name, m)
+            # aligned: 1.4-19 here; notes one note frame (8 mel frames) off: 0.0-0.6. Frequency masks can hide the
+            # onset band, so the bar sits between the two (the items drawn depend on the temp path via their ids)
+            assert _aligned_ratio(it["note"], it["audio"]) > 1.0, (name, m)
 
 
 def test_alignment_check_catches_misalignment(built, base_lags):
