@@ -488,10 +488,22 @@ def sample_latents(model, song: Song, prompt: dict, count: int = 4, steps: int =
         return ddim_sample(model, tuple(xT.shape), c, w, steps, cfg_scale=cfg_scale, uc=uc, eta=0.0, x_T=xT, callback=cb)
 
 # %% ../nbs/14_generate.ipynb #131c54cb
-def decode_notes(model, z, duration_ms: float, key_count: int = 4) -> list[list]:
-    "VAE-decode latents (B, C, L) and read each into a sorted list of notes inside the song."
+def decode_notes(model, z, duration_ms: float, key_count: int = 4, *, song: Song | None = None,
+                 prompt: dict | None = None, refine: bool = True) -> list[list]:
+    """VAE-decode latents (B, C, L) and read each into a sorted list of notes inside the song. A model with a
+    refiner (11b_refiner) moves the draft's rows onto the audio first, when given the `song` and `prompt`."""
     import torch
-    with torch.no_grad(): logits = _net(model).first_stage_model.decode(z).float().cpu().numpy()
+    net = _net(model)
+    with torch.no_grad(): logits = net.first_stage_model.decode(z).float()
+    refiner = getattr(model, 'refiner', None)
+    if refine and refiner is not None and song is not None:
+        from mug_nb.refiner import prompt_vector, refine_logits
+        dev, B = _device(model), logits.shape[0]
+        mel = torch.as_tensor(fit_mel(song.mel, z.shape[-1]), device=dev)[None].expand(B, -1, -1)
+        ids = torch.as_tensor(prompt_ids(prompt or {}, model_vocab(model), clip=True), dtype=torch.long, device=dev)[None]
+        with torch.no_grad(): p = prompt_vector(net.cond_stage_model(ids)).expand(B, -1)
+        logits = refine_logits(refiner, logits, mel, p)
+    else: logits = logits.cpu().numpy()
     out = []
     for arr in logits:
         notes = [n for n in C.array_to_notes(arr, key_count, logits=True) if n.time < duration_ms]
@@ -501,8 +513,9 @@ def decode_notes(model, z, duration_ms: float, key_count: int = 4) -> list[list]
 # %% ../nbs/14_generate.ipynb #6313390b
 def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | None = None, cfg_scale: float | None = None,
              seed: int | None = None, model=None, *, snap: int | None = 16, jack_interval: float | None = 90,
-             timing: str = 'global', title: str | None = None, artist: str = '', progress=None) -> list[Beatmap]:
-    "Charts for a song: `count` post-processed `Beatmap`s (same seed, same charts)."
+             timing: str = 'global', title: str | None = None, artist: str = '', progress=None,
+             refine: bool = True) -> list[Beatmap]:
+    "Charts for a song: `count` post-processed `Beatmap`s (same seed, same charts; `refine`: use the model's refiner)."
     prompt = dict(prompt or {})
     from mug_nb.features import DEFAULT_VOCAB
     prompt_ids(prompt, DEFAULT_VOCAB)                        # fail fast, before loading anything
@@ -520,7 +533,7 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | Non
     text = prompt_text(prompt, snap=snap, jack=jack_interval, steps=steps, cfg=cfg_scale, seed=seed)
     beat_tps = timing_points_from_beats(beat_times(song.wave)) if timing == 'beats' else None   # once per song
     out = []
-    for i, notes in enumerate(decode_notes(model, z, song.duration_ms)):
+    for i, notes in enumerate(decode_notes(model, z, song.duration_ms, song=song, prompt=prompt, refine=refine)):
         notes, tps = postprocess(notes, snap=snap, jack_interval=jack_interval, timing=timing, timing_points=beat_tps) \
             if notes else ([], beat_tps or [make_timing_point(0, 120)])
         out.append(make_beatmap(notes, tps, title=song.title, artist=artist, version=f'AI v{i + 1}',
@@ -576,7 +589,7 @@ def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
 # %% ../nbs/14_generate.ipynb #24810612
 def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dict | None = None, steps: int | None = None,
             cfg_scale: float | None = None, seed: int | None = None, model=None, *, snap: int | None = 16,
-            jack_interval: float | None = 90) -> Beatmap:
+            jack_interval: float | None = 90, refine: bool = True) -> Beatmap:
     "A copy of `beatmap` whose notes in [start_ms, end_ms) are regenerated; all others are kept note for note."
     import torch
     if not 0 <= start_ms < end_ms: raise GenerateError(f"inpaint range must satisfy 0 <= start < end, got {start_ms}..{end_ms}")
@@ -594,7 +607,7 @@ def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dic
         from mug_nb.features import prompt_from_chart
         prompt = prompt_from_chart(beatmap) if beatmap.notes else {}
     z = inpaint_latents(model, song, z0, mask, prompt, steps, cfg_scale, seed)
-    gen = decode_notes(model, z, song.duration_ms, K)[0]
+    gen = decode_notes(model, z, song.duration_ms, K, song=song, prompt=prompt, refine=refine)[0]
     tps = [tp for tp in beatmap.timing_points if tp.uninherited] or [make_timing_point(0, 120)]
     if snap: gen = snap_notes(gen, tps, snap)
     notes = splice_notes(beatmap.notes, gen, start_ms, end_ms)

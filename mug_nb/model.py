@@ -20,6 +20,7 @@ from .encoders import BeatmapFeatureEmbedder, MelspectrogramScaleEncoder1D
 from .unet import UNetModel, use_matmul_pointwise, cache_prompt_kv, use_winograd
 from .s4 import set_s4_mode
 from .diffusion import make_beta_schedule, schedule_buffers, diffusion_loss, SCHEDULE_BUFFERS
+from .refiner import RefinerConfig, RowRefiner
 
 # %% auto #0
 __all__ = ['ModelError', 'UNetConfig', 'VAEConfig', 'AudioConfig', 'PromptConfig', 'DiffusionConfig', 'Config',
@@ -92,7 +93,8 @@ class DiffusionConfig:
     loss_type: str = "smooth_l1"
 
 # %% ../nbs/12_model.ipynb #26ae924c
-_PARTS = {"unet": UNetConfig, "vae": VAEConfig, "audio": AudioConfig, "prompt": PromptConfig, "diffusion": DiffusionConfig}
+_PARTS = {"unet": UNetConfig, "vae": VAEConfig, "audio": AudioConfig, "prompt": PromptConfig, "diffusion": DiffusionConfig,
+          "refiner": RefinerConfig}
 
 @dataclass
 class Config:
@@ -102,6 +104,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    refiner: RefinerConfig = field(default_factory=RefinerConfig)    # channels 0: none (the original)
 
     @classmethod
     def full(cls) -> "Config":
@@ -178,6 +181,7 @@ class DDPM(nn.Module):
         betas = make_beta_schedule(d.beta_schedule, d.timesteps, d.linear_start, d.linear_end)
         for k, v in schedule_buffers(betas).items(): self.register_buffer(k, v)
         self.model = MugDiffusionWrapper(cfg)
+        self.refiner = RowRefiner(cfg.refiner) if cfg.refiner.channels else None   # tiny models only (11b_refiner)
 
     def forward(self, x, t, c, w): return self.model(x, t, c, w)
 
@@ -197,6 +201,8 @@ def check_config(cfg: Config) -> None:
         raise ModelError(f"config: unet.audio_channels {list(u.audio_channels)} must equal the audio encoder's last "
                          f"{len(u.channel_mult)} widths {widths} (audio.middle_channels x audio.channel_mult"
                          f"{', + 8 x audio.onset_bands at level 6' if a.onset_bands else ''})")
+    if cfg.refiner.channels and cfg.refiner.prompt_dim != cfg.prompt.embed_dim:
+        raise ModelError(f"config: refiner.prompt_dim {cfg.refiner.prompt_dim} != prompt.embed_dim {cfg.prompt.embed_dim}")
     if u.context_dim != cfg.prompt.embed_dim:
         raise ModelError(f"config: unet.context_dim {u.context_dim} != prompt.embed_dim {cfg.prompt.embed_dim}")
     if u.in_channels != cfg.vae.z_channels or cfg.diffusion.z_channels != cfg.vae.z_channels:

@@ -27,8 +27,9 @@ from .model import Config, build_model, load_checkpoint, save_checkpoint
 __all__ = ['SYNTH_CHARTS', 'TrainError', 'StageConfig', 'TrainConfig', 'load_train_config', 'model_config', 'seed_all',
            'batch_seed', 'EpochBatchSampler', 'optimizer_state', 'restore_optimizer', 'rng_state', 'set_rng_state',
            'save_training_checkpoint', 'load_training_checkpoint', 'vae_loss', 'drop_prompt', 'model_vocab',
-           'missing_ids', 'latent_diffusion_loss', 'lr_at', 'evaluate_loss', 'fit', 'plot_history', 'split_dataset',
-           'train_model', 'augment_mel', 'mirror_notes', 'SynthChartDataset', 'train_main']
+           'missing_ids', 'latent_diffusion_loss', 'make_drafts', 'DraftDataset', 'refiner_batch_loss', 'lr_at',
+           'evaluate_loss', 'fit', 'plot_history', 'split_dataset', 'train_model', 'augment_mel', 'mirror_notes',
+           'SynthChartDataset', 'train_main']
 
 # %% ../nbs/13_train.ipynb #428e47d5
 class TrainError(ValueError):
@@ -59,12 +60,16 @@ class TrainConfig:
     model: dict = field(default_factory=lambda: {"name": "tiny"})
     vae: StageConfig = field(default_factory=StageConfig)
     diffusion: StageConfig = field(default_factory=lambda: StageConfig(lr=1e-3, optimizer="adamw", weight_decay=0.01))
+    refiner: StageConfig = field(default_factory=lambda: StageConfig(   # stage 3, for models with a refiner (11b_refiner)
+        lr=2e-3, batch_size=16, optimizer="adamw", weight_decay=0.01, grad_clip=1.0, prompt_dropout_p=0.3, decay_from=0))
+    draft_steps: int = 10              # stage 3: DDIM steps and guidance of the drafts the refiner learns from
+    draft_cfg: float = 1.0
     seed: int = 23
     val_fraction: float = 0.1
     ckpt_every: int = 200              # optimizer steps between checkpoints (and one at every epoch end)
     mixed_precision: str = "no"        # "no", "fp16" or "bf16" (through Accelerate)
     num_workers: int = 0
-    stages: tuple = ("vae", "diffusion")
+    stages: tuple = ("vae", "diffusion", "refiner")   # "refiner" is skipped when the model has none
     window: int = NOTE_FRAMES          # note frames per training example (the original: 4096 = 190 s)
     augment: bool = True               # the original's augmentations (mirror, rate, pitch, prompt dropout ...)
 
@@ -87,7 +92,7 @@ class TrainConfig:
         d = dict(d); known = {f.name for f in dataclasses.fields(cls)}
         bad = set(d) - known
         if bad: raise TrainError(f"TrainConfig: unknown key(s) {sorted(bad)}; expected some of {sorted(known)}")
-        for k in ("vae", "diffusion"):
+        for k in ("vae", "diffusion", "refiner"):
             if k in d:
                 sk = {f.name for f in dataclasses.fields(StageConfig)}
                 if set(d[k]) - sk: raise TrainError(f"TrainConfig.{k}: unknown key(s) {sorted(set(d[k]) - sk)}")
@@ -237,6 +242,46 @@ def latent_diffusion_loss(ddpm: torch.nn.Module, batch: dict, sc: StageConfig, m
     return loss
 
 # %% ../nbs/13_train.ipynb #bf5087ad
+@torch.no_grad()
+def make_drafts(ddpm: torch.nn.Module, ds, steps: int = 10, cfg_scale: float = 1.0, batch_size: int = 16,
+                seed: int = 0, progress: bool = False) -> np.ndarray:
+    "The model's draft (N, 4K, T) float16 logits of every window of `ds`: DDIM latents for its audio and prompt, VAE-decoded."
+    from mug_nb.diffusion import ddim_sample
+    from tqdm.auto import tqdm
+    net, out, was = ddpm.model, [], ddpm.training
+    ddpm.eval()
+    uc_ids = missing_ids(ddpm.config)
+    for b0 in tqdm(range(0, len(ds), batch_size), desc="drafts", disable=not progress):
+        items = [ds[i] for i in range(b0, min(len(ds), b0 + batch_size))]
+        mel, ids = torch.stack([it["audio"] for it in items]), torch.stack([it["feature"] for it in items]).long()
+        c, w = net.cond_output(ids), net.wave_output(mel)
+        uc = net.cond_output(uc_ids.expand_as(ids)) if cfg_scale != 1 else None
+        T = items[0]["note"].shape[-1]
+        xT = torch.randn(len(items), ddpm.z_channels, T // 8, generator=torch.Generator().manual_seed(seed + b0))
+        z = ddim_sample(ddpm, tuple(xT.shape), c, w, steps, cfg_scale=cfg_scale, uc=uc, x_T=xT)
+        out.append(net.decode(z).half().numpy())
+    ddpm.train(was)
+    return np.concatenate(out) if out else np.zeros((0, 16, 0), np.float16)
+
+class DraftDataset(Dataset):
+    "The windows of `ds`, each with its draft (`make_drafts`) under the key 'draft'."
+    def __init__(self, ds, drafts: np.ndarray):
+        if len(ds) != len(drafts): raise TrainError(f"DraftDataset: {len(ds)} windows but {len(drafts)} drafts")
+        self.ds, self.drafts = ds, drafts
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, i):
+        return {**self.ds[i], "draft": torch.from_numpy(self.drafts[i].astype(np.float32))}
+
+def refiner_batch_loss(ddpm: torch.nn.Module, batch: dict, sc: StageConfig, missing: torch.Tensor) -> torch.Tensor:
+    "Stage-3 loss of one batch: the refiner's rows for (draft, log-mel, prompt with dropout) against the charted rows."
+    from mug_nb.refiner import prompt_vector, refiner_loss
+    ids = batch["feature"].long()
+    if ddpm.training: ids = drop_prompt(ids, missing, sc.prompt_dropout_p, sc.uncond_p)
+    with torch.no_grad(): p = prompt_vector(ddpm.model.cond_output(ids))
+    logit, offset = ddpm.refiner(batch["draft"], batch["audio"], p)
+    return refiner_loss(logit, offset, batch["note"], ddpm.refiner.cfg.key_count)
+
+# %% ../nbs/13_train.ipynb #746dbd80
 def lr_at(sc: StageConfig, step: int, total: int) -> float:
     "The learning rate of optimizer step `step` (0-based): constant, then a linear decay from `sc.decay_from` to `total`."
     if sc.decay_from is None or step < sc.decay_from or total <= sc.decay_from: return sc.lr
@@ -262,7 +307,7 @@ def evaluate_loss(loss_fn: Callable, model: torch.nn.Module, ds, sc: StageConfig
     model.train(was); set_rng_state(st)
     return total / n
 
-# %% ../nbs/13_train.ipynb #b4bd7885
+# %% ../nbs/13_train.ipynb #7d50ea0c
 def fit(stage: str, model: torch.nn.Module, params, loss_fn: Callable, train_ds, val_ds, tc: TrainConfig,
         out_dir, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> dict:
     "Train `params` of `model` on `train_ds` with `loss_fn(model, batch)`; checkpoints in `out_dir/<stage>/last`."
@@ -312,7 +357,7 @@ def fit(stage: str, model: torch.nn.Module, params, loss_fn: Callable, train_ds,
     if acc.is_main_process: save_training_checkpoint(ck, acc.unwrap_model(model), opt, state)
     return state
 
-# %% ../nbs/13_train.ipynb #a9483ac1
+# %% ../nbs/13_train.ipynb #94a7a10b
 class _ToyData(Dataset):
     "Random note-like arrays (for tests of the loop)."
     def __init__(self, n: int = 20, T: int = 32): self.n, self.T = n, T
@@ -321,7 +366,7 @@ class _ToyData(Dataset):
         x = (torch.rand(16, self.T) < 0.1).float()        # uses the (reseeded) global RNG: augmentation-like
         return {"note": x, "valid_flag": torch.ones(self.T)}
 
-# %% ../nbs/13_train.ipynb #9b29f0bb
+# %% ../nbs/13_train.ipynb #efaee3ee
 def plot_history(state: dict, ax=None, smooth: int = 20, label: str | None = None):
     "Training loss (raw and smoothed) per step and validation loss per epoch."
     import matplotlib.pyplot as plt
@@ -335,7 +380,7 @@ def plot_history(state: dict, ax=None, smooth: int = 20, label: str | None = Non
     ax.set_xlabel("step"); ax.set_ylabel("loss"); ax.set_yscale("log"); ax.legend(fontsize=8)
     return ax
 
-# %% ../nbs/13_train.ipynb #0cf0c27e
+# %% ../nbs/13_train.ipynb #cfab25b3
 def split_dataset(ds, val_fraction: float, seed: int):
     "A deterministic train/validation split by index (`torch.utils.data.Subset`s)."
     from torch.utils.data import Subset
@@ -345,8 +390,8 @@ def split_dataset(ds, val_fraction: float, seed: int):
 
 def train_model(train_ds, val_ds, tc: TrainConfig, out_dir, resume: bool = False, model=None,
                 stop_after: int | None = None, progress: bool = True) -> tuple[torch.nn.Module, dict]:
-    """Stage 1 then stage 2 (those in `tc.stages`); returns the model (a `DDPM`) and the per-stage histories.
-    `stop_after` (optimizer steps of both stages together) simulates an interruption."""
+    """Stage 1, 2 and 3 (those in `tc.stages`); returns the model (a `DDPM`) and the per-stage histories.
+    `stop_after` (optimizer steps of all stages together) simulates an interruption."""
     cfg = model.config if model is not None else model_config(tc)
     seed_all(tc.seed)
     model = model if model is not None else build_model(cfg)
@@ -365,15 +410,25 @@ def train_model(train_ds, val_ds, tc: TrainConfig, out_dir, resume: bool = False
     if "diffusion" in tc.stages and (stop_after is None or stop_after > 0):
         vae.eval().requires_grad_(False)                      # frozen, as in the original
         miss = missing_ids(cfg)
-        params = [p for n, p in model.named_parameters() if p.requires_grad]
+        params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("refiner.")]
         lf = lambda m, b: latent_diffusion_loss(m, b, tc.diffusion, miss)
         hist["diffusion"] = fit("diffusion", model, params, lf, train_ds, val_ds, tc, out_dir, resume, stop_after, progress)
+        if stop_after is not None:
+            stop_after = stop_after - hist["diffusion"]["step"] if hist["diffusion"]["finished"] else 0
+    if "refiner" in tc.stages and model.refiner is not None and (stop_after is None or stop_after > 0):
+        model.requires_grad_(False); model.refiner.requires_grad_(True)
+        miss = missing_ids(cfg)
+        drafts = lambda ds: None if ds is None else DraftDataset(ds, make_drafts(
+            model, ds, tc.draft_steps, tc.draft_cfg, seed=tc.seed, progress=progress))
+        lf = lambda m, b: refiner_batch_loss(m, b, tc.refiner, miss)
+        hist["refiner"] = fit("refiner", model, list(model.refiner.parameters()), lf, drafts(train_ds), drafts(val_ds),
+                              tc, out_dir, resume, stop_after, progress)
     save_checkpoint(model, cfg, out_dir / "model", extra={"train_config": tc.to_dict()})
     (out_dir / "history.json").write_text(json.dumps({k: {kk: v[kk] for kk in ("train_loss", "val_loss", "step", "seconds")}
                                                       for k, v in hist.items()}))
     return model, hist
 
-# %% ../nbs/13_train.ipynb #cfab25b3
+# %% ../nbs/13_train.ipynb #58012f80
 def augment_mel(mel: np.ndarray, rng: np.random.RandomState = np.random) -> np.ndarray:
     "Random gain, spectral tilt, pitch roll, frequency mask and noise floor on a log1p mel (n_mels, T)."
     P = np.expm1(mel.astype(np.float32))
@@ -391,7 +446,7 @@ def mirror_notes(note: np.ndarray, key_count: int = 4) -> np.ndarray:
     idx = np.concatenate([g * key_count + np.arange(key_count)[::-1] for g in range(note.shape[0] // key_count)])
     return note[idx]
 
-# %% ../nbs/13_train.ipynb #90745da0
+# %% ../nbs/13_train.ipynb #5a141d81
 SYNTH_CHARTS = (  # (difficulty, overrides): from sparse to dense, from all taps to mostly long notes
     ("Easy", {}), ("Normal", {}), ("Hard", {}), ("Insane", {}),
     ("Insane", dict(nps=14, min_gap_ms=60, min_gap_beats=0.25, chord_p=0.7, max_chord=3)),
@@ -445,7 +500,7 @@ class SynthChartDataset(Dataset):
                 "valid_flag": torch.ones(W), "audio": torch.from_numpy(mel),
                 "feature": torch.from_numpy(ids.astype(np.int64))}
 
-# %% ../nbs/13_train.ipynb #4cca8e8a
+# %% ../nbs/13_train.ipynb #7504753f
 def _replayable(ds):
     "Make a `ChartDataset`'s augmentation draw from the (reseeded) global numpy RNG, so resume stays exact."
     ds._rng = lambda i: np.random.default_rng([int(np.random.randint(2**31)), i])

@@ -58,6 +58,7 @@ def bundled_train_config(args) -> TrainConfig:
     if getattr(args, "onset_bands", 0):
         model["audio"]["onset_bands"] = args.onset_bands
         model["unet"]["audio_channels"] = [16 + 8 * args.onset_bands, 32, 32, 32]
+    if getattr(args, "refiner_channels", 0): model["refiner"] = {"channels": args.refiner_channels}
     return TrainConfig(
         model={"name": "tiny", **model},
         vae=StageConfig(lr=args.vae_lr, batch_size=args.vae_batch, epochs=1000, max_steps=args.vae_steps, kl_weight=1e-4,
@@ -65,6 +66,10 @@ def bundled_train_config(args) -> TrainConfig:
         diffusion=StageConfig(lr=args.lr, batch_size=args.batch, epochs=1000, max_steps=args.diff_steps,
                               optimizer="adamw", weight_decay=0.01, prompt_dropout_p=0.5, uncond_p=0.1,
                               decay_from=args.decay_from),
+        refiner=StageConfig(lr=getattr(args, "refiner_lr", 2e-3), batch_size=getattr(args, "refiner_batch", 16),
+                            epochs=1000, max_steps=getattr(args, "refiner_steps", 3000), optimizer="adamw",
+                            weight_decay=0.01, grad_clip=1.0, prompt_dropout_p=0.3, uncond_p=0.1, decay_from=0),
+        draft_steps=getattr(args, "recommend_steps", 10), draft_cfg=getattr(args, "recommend_cfg", 1.0),
         seed=23, ckpt_every=100, window=args.window, stages=tuple(args.stages))
 
 
@@ -189,7 +194,14 @@ def main(argv=None):
     ap.add_argument("--head-pos-weight", type=float, default=4.0)
     ap.add_argument("--vae-steps", type=int, default=2000)
     ap.add_argument("--diff-steps", type=int, default=6000)
-    ap.add_argument("--stages", nargs="+", default=["vae", "diffusion"])
+    ap.add_argument("--stages", nargs="+", default=["vae", "diffusion"], help="any of vae, diffusion, refiner")
+    ap.add_argument("--refiner-channels", type=int, default=0, help="a note-frame refiner of this width (11b_refiner); 0: none")
+    ap.add_argument("--refiner-steps", type=int, default=3000)
+    ap.add_argument("--refiner-lr", type=float, default=2e-3)
+    ap.add_argument("--refiner-batch", type=int, default=16)
+    ap.add_argument("--seed0", type=int, default=TRAIN_SEED0,
+                    help="first synth seed of the training songs (a refiner learns from drafts of songs the diffusion "
+                         "stage never saw: use seeds above those it trained on)")
     ap.add_argument("--onset-bands", type=int, default=0, help="onset-strength channels (08_encoders); 0: off")
     ap.add_argument("--prompt-embedding", action="store_true", help="prompt added to the timestep embedding (10_unet)")
     ap.add_argument("--init-from", default=None, help="warm start from this model folder (see warm_start)")
@@ -208,6 +220,8 @@ def main(argv=None):
                     help="copy OUT/model into mug_nb/assets (model.safetensors + config.json, read by generate.load_bundled)")
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.finalize and list(args.stages) == ["refiner"]:
+        sys.exit("--finalize is for runs that trained the VAE or diffusion stage; a refiner run's OUT/model is final")
     if args.finalize:
         # Weights of the last checkpoints -> OUT/model, without rebuilding the data (for a run stopped early;
         # reproduce it with --diff-steps set to the step printed here).
@@ -240,18 +254,28 @@ def main(argv=None):
         shutil.copy(src / "model.safetensors", dst / "model.safetensors")
         meta = json.loads((src / "config.json").read_text())
         hist = out / "history.json"
+        old = json.loads((dst / "config.json").read_text()) if (dst / "config.json").exists() else {}
         if hist.exists():
             h = json.loads(hist.read_text())
-            meta["training"] = {k: {"steps": v["step"], "seconds": round(v["seconds"], 1),
+            meta["training"] = {**(old.get("training", {}) if "diffusion" not in h else {}), **{k: {"steps": v["step"], "seconds": round(v["seconds"], 1),
                                     "final_train_loss": sum(v["train_loss"][-100:]) / max(1, len(v["train_loss"][-100:])),
-                                    "val_loss": v["val_loss"]} for k, v in h.items()}
+                                    "val_loss": v["val_loss"]} for k, v in h.items()}}
             every = 20   # loss curves, averaged over blocks of `every` steps, for the plot in 13_train
-            meta["curves"] = {k: {"every": every, "val_loss": v["val_loss"],
+            meta["curves"] = {**(old.get("curves", {}) if "diffusion" not in h else {}), **{k: {"every": every, "val_loss": v["val_loss"],
                                   "train_loss": [round(sum(v["train_loss"][i:i + every]) / len(v["train_loss"][i:i + every]), 5)
-                                                 for i in range(0, len(v["train_loss"]), every)]} for k, v in h.items()}
-            meta["reproduce"] = "OMP_NUM_THREADS=1 python tools/train_bundled.py " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in json.loads((out / "command.json").read_text()).items()
-                if k not in ("out", "resume", "install", "finalize", "stages"))
+                                                 for i in range(0, len(v["train_loss"]), every)]} for k, v in h.items()}}
+            cmd = json.loads((out / "command.json").read_text())
+            flag = lambda k, v: f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
+            flags = lambda ks: " ".join(flag(k, v) for k, v in cmd.items() if k in ks and v not in (None, False))
+            if "diffusion" in h:
+                meta["reproduce"] = "OMP_NUM_THREADS=1 python tools/train_bundled.py " + flags(
+                    [k for k in cmd if k not in ("out", "resume", "install", "finalize", "stages") and not k.startswith("refiner")])
+            else:                                        # a refiner run on top of the installed model
+                meta["reproduce"] = (old.get("reproduce", "") + "; then the refiner: OMP_NUM_THREADS=1 python "
+                                     "tools/train_bundled.py --stages refiner " + flags(
+                                         ("unet_channels", "onset_bands", "prompt_embedding", "refiner_channels",
+                                          "refiner_steps", "refiner_lr", "refiner_batch", "songs", "seed0",
+                                          "synth_workers", "init_from")))
         meta["sampling"] = {"cfg_scale": args.recommend_cfg,       # read by generate.guidance_scale
                             "steps": args.recommend_steps}         # ... and generate.sampling_steps
         (dst / "config.json").write_text(json.dumps(meta, indent=1))
@@ -268,7 +292,7 @@ def main(argv=None):
     if cache is not None and cache.exists():
         train, val = load_datasets(cache, window=args.window, duration=args.duration, vocab=vocab)
     else:
-        train = synth_dataset(range(TRAIN_SEED0, TRAIN_SEED0 + args.songs), args.synth_workers, window=args.window,
+        train = synth_dataset(range(args.seed0, args.seed0 + args.songs), args.synth_workers, window=args.window,
                               duration=args.duration, vocab=vocab, progress=True)
         val = SynthChartDataset(range(VAL_SEED0, VAL_SEED0 + args.val_songs), window=args.window, hop=args.window,
                                 duration=args.duration, vocab=vocab, augment=False)
