@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timing", choices=["global", "beats"], default="global",
                    help="one BPM and offset for the song (global), or timing points from beat tracking (beats)")
     p.add_argument("--click-tracks", action="store_true", help="also write the song with a tick on every note (.wav)")
+    p.add_argument("--no-refine", action="store_true", help="skip the model's note-frame refiner (11b_refiner), if it has one")
     _add_prompt_args(p)
     p.add_argument("--json", action="store_true", help="print the written paths as JSON")
 
@@ -158,7 +159,7 @@ def _run(args) -> None:
         paths = generate_to_files(args.audio, args.out, prompt=_prompt(args), count=args.count, steps=args.steps,
                                   cfg_scale=args.cfg, seed=args.seed, model=model, snap=args.snap or None,
                                   jack_interval=args.jack_interval or None, timing=args.timing,
-                                  click_tracks=args.click_tracks)
+                                  click_tracks=args.click_tracks, refine=not args.no_refine)
         _print([str(p) for p in paths], args.json)
     elif args.command == "prepare":
         from mug_nb.data import build_dataset

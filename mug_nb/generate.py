@@ -540,14 +540,14 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | Non
                                 audio_filename=song.filename, prompt=f'{text}, variant={i + 1}'))
     return out
 
-# %% ../nbs/14_generate.ipynb #e8b9d4a7
+# %% ../nbs/14_generate.ipynb #24810612
 def latent_mask(start_ms: float, end_ms: float, z_len: int) -> np.ndarray:
     "1 for latent frames that overlap [start_ms, end_ms) (to regenerate), 0 elsewhere."
     frame = C.FRAME_MS * C.LATENT_DOWNSAMPLE
     idx = np.arange(z_len)
     return ((idx + 1) * frame > start_ms) & (idx * frame < end_ms)
 
-# %% ../nbs/14_generate.ipynb #9e3fb9d0
+# %% ../nbs/14_generate.ipynb #270dde35
 def inpaint_latents(model, song: Song, z0, mask, prompt: dict, steps: int = 50, cfg_scale: float = 5.0,
                     seed: int = 0):
     "RePaint-style DDIM: generate where `mask` is 1, keep `z0` (re-noised each step) where it is 0."
@@ -576,7 +576,7 @@ def inpaint_latents(model, song: Song, z0, mask, prompt: dict, steps: int = 50, 
             x = m * x + (1 - m) * (known if i > 0 else z0)
     return x
 
-# %% ../nbs/14_generate.ipynb #920bf39b
+# %% ../nbs/14_generate.ipynb #cffd5bee
 def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
     "Original notes outside [start_ms, end_ms) exactly; generated notes starting inside it, if they fit."
     keep = [n for n in original if not start_ms <= n.time < end_ms]
@@ -586,7 +586,7 @@ def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
     new = [n if n.end is None or n.end < end_ms else dataclasses.replace(n, end=None) for n in new]
     return sorted(keep + new, key=lambda n: (n.time, n.column))
 
-# %% ../nbs/14_generate.ipynb #24810612
+# %% ../nbs/14_generate.ipynb #b28fb2c6
 def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dict | None = None, steps: int | None = None,
             cfg_scale: float | None = None, seed: int | None = None, model=None, *, snap: int | None = 16,
             jack_interval: float | None = 90, refine: bool = True) -> Beatmap:
@@ -620,11 +620,12 @@ def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dic
     out.metadata['AIPrompt'] = prompt_text({k: round(v, 2) if isinstance(v, float) else v for k, v in prompt.items()}, inpaint=f'{start_ms:.0f}-{end_ms:.0f}', steps=steps, cfg=cfg_scale, seed=seed)
     return out
 
-# %% ../nbs/14_generate.ipynb #07c013bf
+# %% ../nbs/14_generate.ipynb #e5464e2f
 def generate_to_files(audio_path, out_dir, prompt: dict | None = None, count: int = 4, steps: int | None = None,
                       cfg_scale: float | None = None, seed: int | None = None, model=None, *, snap: int | None = 16,
                       jack_interval: float | None = 90, timing: str = 'global', previews: bool = True,
-                      click_tracks: bool = False, artist: str = '', title: str | None = None) -> list[Path]:
+                      click_tracks: bool = False, artist: str = '', title: str | None = None,
+                      refine: bool = True) -> list[Path]:
     "Generate `count` charts for a song file and write one new `.osz` per variant (plus `.png` preview, `.wav` clicks)."
     if not isinstance(audio_path, (str, Path)): raise GenerateError("generate_to_files needs a path to an audio file")
     from mug_nb.features import DEFAULT_VOCAB
@@ -633,7 +634,7 @@ def generate_to_files(audio_path, out_dir, prompt: dict | None = None, count: in
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir(): raise GenerateError(f"{out_dir}: exists and is not a folder")
     charts = generate(song, prompt, count, steps, cfg_scale, seed, model, snap=snap, jack_interval=jack_interval,
-                      timing=timing, artist=artist)
+                      timing=timing, artist=artist, refine=refine)
     paths = []
     for i, bm in enumerate(charts):
         name = safe_name(f"{artist + ' - ' if artist else ''}{song.title} [AI v{i + 1}]")
