@@ -2,7 +2,7 @@
 
     python benchmarks/bench_generate.py [--seconds 180] [--count 4] [--steps 50] [--checkpoint DIR] [--profile]
 
-Prints the time of each stage (audio → mel, audio encoder, DDIM, decode, post-processing) and the total.
+Prints the time of each stage (audio → mel, audio encoder, DDIM, decode and refiner, post-processing) and the total.
 With --profile, prints the modules where the U-Net spends its time.
 """
 import argparse
@@ -59,8 +59,8 @@ def main(argv=None):
     t["encoder + DDIM"] = time.perf_counter() - t1
     if calls: t["  of which first U-Net call at"] = calls[0] - t1
     t2 = time.perf_counter()
-    notes = G.decode_notes(model, z, song.duration_ms)
-    t["VAE decode"] = time.perf_counter() - t2
+    notes = G.decode_notes(model, z, song.duration_ms, song=song, prompt={"sr": 4.0})
+    t["VAE decode" + (" + refiner" if getattr(model, "refiner", None) is not None else "")] = time.perf_counter() - t2
     t3 = time.perf_counter()
     for ns in notes:
         if ns: G.postprocess(ns, snap=16, jack_interval=90)

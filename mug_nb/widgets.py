@@ -29,7 +29,8 @@ def default_controls() -> dict:
     "The original WebUI's defaults, as a flat dict of control values."
     d = {'style_on': True, 'style': 'ranked/stable', 'sr_on': True, 'sr': 4.0, 'msd_on': False, 'msd': 20.0,
          'type_on': False, 'map_type': 'Rice (LN < 10%)', 'ln_ratio_on': False, 'ln_ratio': 0.0,
-         'jack_interval': 90, 'snap': 16, 'count': 2, 'steps': 20, 'cfg_scale': 5.0, 'seed': -1}
+         'jack_interval': 90, 'snap': 16, 'count': 2, 'steps': 20, 'cfg_scale': 5.0, 'seed': -1,
+         'refine': True}                          # refine: the model's note-frame refiner, if it has one (11b_refiner)
     for p in PATTERNS: d.update({f'{p}_on': False, p: 'more', f'{p}_msd_on': False, f'{p}_msd': 17.0})
     return d
 
@@ -90,7 +91,7 @@ def run_studio(song, controls: dict, model=None, progress=None, title: str | Non
     song = G.prepare_audio(song, title or None)
     charts = G.generate(song, prompt, count=int(c['count']), steps=int(c['steps']), cfg_scale=float(c['cfg_scale']),
                         seed=seed, model=model, snap=int(c['snap']) or None, jack_interval=int(c['jack_interval']) or None,
-                        progress=progress, artist=artist)
+                        progress=progress, artist=artist, refine=bool(c['refine']))
     return [{'beatmap': bm, 'prompt': bm.metadata['AIPrompt'], 'song': song,
              'png': G.preview_png(bm.notes, bm.key_count, timing_points=bm.timing_points, title=bm.metadata['Version']),
              'wav': G.click_wav(bm.notes, song.wave)} for bm in charts]
@@ -140,7 +141,8 @@ def _sampling_controls(ctl: dict, d: dict) -> W.Widget:
     ctl['snap'] = W.Dropdown(options=[('off', 0)] + [(f'1/{k}', k) for k in sorted(G.SNAP_DIVISORS)],
                              value=d['snap'], description='snapping', style=_STYLE)
     ctl['seed'] = W.IntText(value=d['seed'], description='seed (-1 random)', style=_STYLE)
-    return W.VBox([ctl[k] for k in ('count', 'steps', 'cfg_scale', 'jack_interval', 'snap', 'seed')])
+    ctl['refine'] = W.Checkbox(value=d['refine'], description='refiner (when the model has one)', indent=False)
+    return W.VBox([ctl[k] for k in ('count', 'steps', 'cfg_scale', 'jack_interval', 'snap', 'seed', 'refine')])
 
 def read_controls(ctl: dict) -> dict:
     "The current values of the studio's controls, as `default_controls()` names them."
