@@ -209,3 +209,32 @@ def test_bundled_finalize_records_the_runs_own_training_config(tmp_path, monkeyp
     main(["--out", str(tmp_path), "--finalize"])             # this command's own defaults: another lr and batch
     rec = json.loads((tmp_path / "model" / "config.json").read_text())["train_config"]["diffusion"]
     assert (rec["lr"], rec["batch_size"], rec["max_steps"]) == (3e-4, 8, 30)
+
+
+def test_bundled_refiner_stage_trains_only_the_refiner(tmp_path, monkeypatch):
+    "tools/train_bundled.py --stages refiner: drafts from the warm-started model, then only the refiner's weights move."
+    monkeypatch.syspath_prepend(TOOLS)
+    from safetensors.torch import load_file, save_file
+    from train_bundled import bundled_train_config, main
+    from mug_nb.model import build_model, load_checkpoint
+    from mug_nb.train import model_config
+    flags = ["--window", "256", "--duration", "12", "--songs", "1", "--val-songs", "1", "--seed0", "3000"]
+    ap = __import__("argparse").Namespace(unet_channels=16, prompt_embedding=False, onset_bands=0, vae_lr=1e-3,
+                                          vae_batch=8, vae_steps=1, head_pos_weight=4.0, lr=1e-3, batch=4,
+                                          diff_steps=1, decay_from=None, window=256, stages=["vae", "diffusion"])
+    torch.manual_seed(0)
+    init = {k: v.contiguous() for k, v in build_model(model_config(bundled_train_config(ap))).state_dict().items()}
+    save_file(init, str(tmp_path / "init.safetensors"))
+    main(["--out", str(tmp_path / "run"), "--stages", "refiner", "--refiner-channels", "16", "--refiner-steps", "3",
+          "--refiner-batch", "4", "--recommend-steps", "2", "--init-from", str(tmp_path / "init.safetensors"), *flags])
+    m = load_checkpoint(tmp_path / "run" / "model")
+    assert m.refiner is not None and m.config.refiner.channels == 16
+    after = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    # everything else is frozen; S4 kernels re-express C when they first meet a longer input (09_s4), a change of
+    # parameterisation that computes the same function
+    changed = [k for k, v in init.items() if not torch.equal(after[k], v) and not k.endswith(("kernel.C", "kernel.L"))]
+    assert changed == [], changed
+    assert float(after["refiner.out.weight"].abs().sum()) > 0                          # the zero-initialised output learned
+    assert json.loads((tmp_path / "run" / "history.json").read_text())["refiner"]["step"] == 3
+    with pytest.raises(SystemExit, match="refiner run"):
+        main(["--out", str(tmp_path / "run"), "--stages", "refiner", "--finalize"])
