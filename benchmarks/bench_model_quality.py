@@ -105,6 +105,7 @@ def synthetic(model, args, report):
         songs=args.songs, charts=len(f50), placement_f1_50ms_micro=float(pool(f50)),
         rule_redrawn_f1_50ms_micro=float(pool(ceiling)),
         placement_f1_50ms_per_chart=float(pool(f50, "chart")), placement_f1_20ms_micro=float(pool(f20)),
+        placement_f1_50ms_by_difficulty={d: float(pool(f50[i::len(STANDARD)])) for i, d in enumerate(STANDARD)},
         median_abs_sr_error_1p5_to_5=float(np.median(sr_err)) if sr_err else None, n_sr_requests=len(sr_err),
         median_abs_ln_ratio_error=float(np.median(ln_err)),
         sr_sweep_median_abs_error=float(np.median([abs(a - b) for _, a, b in sweep])), sr_sweep=sweep, rows=rows)
@@ -185,6 +186,7 @@ def main(argv=None):
         print(f"synthetic unseen songs: {s['songs']} songs, {s['charts']} charts")
         print(f"  placement F1 ±50 ms (micro) {s['placement_f1_50ms_micro']:.3f}  (goal >= 0.9); per chart "
               f"{s['placement_f1_50ms_per_chart']:.3f}; ±20 ms {s['placement_f1_20ms_micro']:.3f}")
+        print("  ... by difficulty (micro): " + " / ".join(f"{d} {v:.3f}" for d, v in s["placement_f1_50ms_by_difficulty"].items()))
         print(f"  ceiling: the charting rule redrawn with another seed scores {s['rule_redrawn_f1_50ms_micro']:.3f}")
         print(f"  median |SR - requested| (requests 1.5-5, n={s['n_sr_requests']}) {s['median_abs_sr_error_1p5_to_5']}"
               f"  (goal <= 0.5); SR-only sweep {s['sr_sweep_median_abs_error']:.3f}")
