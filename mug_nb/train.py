@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from .chart import FRAME_MS, MEL_PER_NOTE_FRAME, NOTE_FRAMES
+from .chart import FRAME_MS, LATENT_DOWNSAMPLE, MEL_PER_NOTE_FRAME, NOTE_FRAMES
 from .model import Config, build_model, load_checkpoint, save_checkpoint
 
 # %% auto #0
@@ -257,7 +257,7 @@ def make_drafts(ddpm: torch.nn.Module, ds, steps: int = 10, cfg_scale: float = 1
         c, w = net.cond_output(ids), net.wave_output(mel)
         uc = net.cond_output(uc_ids.expand_as(ids)) if cfg_scale != 1 else None
         T = items[0]["note"].shape[-1]
-        xT = torch.randn(len(items), ddpm.z_channels, T // 8, generator=torch.Generator().manual_seed(seed + b0))
+        xT = torch.randn(len(items), ddpm.z_channels, T // LATENT_DOWNSAMPLE, generator=torch.Generator().manual_seed(seed + b0))
         z = ddim_sample(ddpm, tuple(xT.shape), c, w, steps, cfg_scale=cfg_scale, uc=uc, x_T=xT)
         out.append(net.decode(z).half().numpy())
     ddpm.train(was)
