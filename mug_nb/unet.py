@@ -18,8 +18,9 @@ from .s4 import S4Layer
 # %% auto #0
 __all__ = ['UNetError', 'timestep_embedding', 'TimestepBlock', 'zero_module', 'TimestepResBlock', 'AudioConcatBlock', 'LSTMLayer',
            'TimestepEmbedSequential', 'UNetModel', 'audio_constants', 'PointwiseConv1d', 'use_matmul_pointwise',
-           'MemoLinear', 'cache_prompt_kv', 'winograd_matrices', 'winograd_weight', 'winograd_conv1d', 'WinogradConv1d',
-           'use_winograd', 'parameter_table']
+           'MemoLinear', 'cache_prompt_kv', 'onednn_packing', 'packable', 'packed_weight', 'packed_linear',
+           'cached_weight', 'PackedLinear', 'PackedPointwiseConv1d', 'use_packed_weights', 'winograd_matrices',
+           'winograd_weight', 'winograd_packed', 'winograd_conv1d', 'WinogradConv1d', 'use_winograd', 'parameter_table']
 
 # %% ../nbs/10_unet.ipynb #0826e1fe
 class UNetError(ValueError):
@@ -219,12 +220,16 @@ def _block_constants(rb: TimestepResBlock, audio: torch.Tensor) -> dict:
     if p1 > p0:
         n = F.group_norm(audio[:, p0 - a0:p1 - a0], (p1 - p0) // gs, gn.weight[p0:p1], gn.bias[p0:p1], gn.eps)
         c["in"] = F.conv1d(F.silu(n), conv.weight[:, p0:p1], None, padding=1)
-    if isinstance(conv, WinogradConv1d): c["w_wino"] = winograd_weight(c["w"], conv.winograd_m)
+    if isinstance(conv, WinogradConv1d):
+        c["w_wino"] = winograd_weight(c["w"], conv.winograd_m)
+        if packable(c["w"], c["w"]): c["w_wino_packed"] = winograd_packed(c["w_wino"])
     if isinstance(rb.skip_connection, nn.Conv1d):
         W = rb.skip_connection.weight
         c["skip"] = F.conv1d(audio, W[:, a0:a1])
         c["skip_w"] = torch.cat([W[:, :a0], W[:, a1:]], 1).contiguous()
         c["skip_b"] = c["skip"] + rb.skip_connection.bias[:, None]   # for the matrix-product path
+        if isinstance(rb.skip_connection, PackedPointwiseConv1d) and packable(W, W):
+            c["skip_packed"] = packed_weight(c["skip_w"][:, :, 0])
     return c
 
 def _forward_audio(self: TimestepResBlock, x: torch.Tensor, emb: torch.Tensor, c: dict) -> torch.Tensor:
@@ -234,12 +239,15 @@ def _forward_audio(self: TimestepResBlock, x: torch.Tensor, emb: torch.Tensor, c
     gn, conv = self.in_layers[0], self.in_layers[2]
     rest = torch.cat([x[:, :p0], x[:, p1:]], 1) if p1 > p0 else x
     h = F.silu(F.group_norm(rest, c["groups"], c["gn_w"], c["gn_b"], gn.eps))
-    h = winograd_conv1d(h, c["w_wino"], conv.bias) if "w_wino" in c else F.conv1d(h, c["w"], conv.bias, padding=1)
+    h = (winograd_conv1d(h, c["w_wino"], conv.bias, c.get("w_wino_packed")) if "w_wino" in c
+         else F.conv1d(h, c["w"], conv.bias, padding=1))
     if "in" in c: h = h + c["in"]
     h = self.out_layers(h + self.emb_layers(emb)[..., None])
     if "skip" in c:
         rest = torch.cat([x[:, :a0], x[:, a1:]], 1)
-        if type(self.skip_connection) is PointwiseConv1d:       # matrix product, bias folded into the constant
+        if "skip_packed" in c and packable(rest, c["skip_w"]):   # packed product on (B, L, C) rows
+            skip = packed_linear(rest.transpose(1, 2), c["skip_packed"]).transpose(1, 2) + c["skip_b"]
+        elif isinstance(self.skip_connection, PointwiseConv1d):  # matrix product, bias folded into the constant
             skip = torch.matmul(c["skip_w"][:, :, 0], rest) + c["skip_b"]
         else: skip = F.conv1d(rest, c["skip_w"], self.skip_connection.bias) + c["skip"]
     else: skip = self.skip_connection(x)
@@ -305,6 +313,74 @@ def cache_prompt_kv(unet: nn.Module) -> int:
     return n
 
 # %% ../nbs/10_unet.ipynb #45611284
+_ONEDNN: list = []
+
+def onednn_packing() -> bool:
+    "Whether PyTorch's oneDNN linear with pre-packed weights is present and agrees with F.linear (checked once)."
+    if not _ONEDNN:
+        ok = False
+        try:
+            with torch.inference_mode(False), torch.no_grad():
+                g = torch.Generator().manual_seed(0)
+                x, w, b = torch.randn(5, 24, generator=g), torch.randn(7, 24, generator=g), torch.randn(7, generator=g)
+                y = torch.ops.mkldnn._linear_pointwise(x, torch.ops.mkldnn._reorder_linear_weight(w, None), b, "none", [], "")
+                ok = torch.backends.mkldnn.is_available() and bool((y - F.linear(x, w, b)).abs().max() < 1e-4)
+        except (AttributeError, RuntimeError, NotImplementedError): ok = False
+        _ONEDNN.append(ok)
+    return _ONEDNN[0]
+
+def packable(x: torch.Tensor, w: torch.Tensor) -> bool:
+    "Whether `x @ w.T` can take the packed path: float32 on the CPU, outside autograd and tracing, with oneDNN packing."
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and w.dtype == torch.float32
+            and not torch.is_grad_enabled() and not torch.jit.is_tracing() and onednn_packing())
+
+def packed_weight(w: torch.Tensor) -> torch.Tensor:
+    "A Linear weight (out, in), re-ordered once into oneDNN's blocked layout for `packed_linear`."
+    with torch.inference_mode(False), torch.no_grad():
+        return torch.ops.mkldnn._reorder_linear_weight(w.detach().contiguous(), None)
+
+def packed_linear(x: torch.Tensor, wp: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    "F.linear(x, w, bias) from wp = packed_weight(w), for x of any leading shape."
+    y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), wp, bias, "none", [], "")
+    return y.view(*x.shape[:-1], y.shape[-1])
+
+def cached_weight(module: nn.Module, name: str, make) -> torch.Tensor:
+    """`make(module.weight)`, kept on `module` as `name` while the weight is the same tensor, unchanged
+    (its version counter) and on the same device. Weights made under inference mode have no version counter:
+    never cached."""
+    w = module.weight
+    if w.is_inference(): return make(w)
+    key = (w.data_ptr(), w._version, w.dtype, w.device)
+    hit = getattr(module, name, None)
+    if hit is None or hit[0] != key or hit[1] is not w:
+        hit = (key, w, make(w))
+        setattr(module, name, hit)
+    return hit[2]
+
+class PackedLinear(nn.Linear):
+    "A Linear that multiplies with a once-packed copy of its weight outside training and autograd (float32, CPU)."
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or not packable(x, self.weight): return super().forward(x)
+        return packed_linear(x, cached_weight(self, "_packed", packed_weight), self.bias)
+
+class PackedPointwiseConv1d(PointwiseConv1d):
+    """A PointwiseConv1d with a packed weight: the product runs on (B, L, C) rows and comes back as a transposed
+    view (B, C_out, L), which the next layer (an addition, a transpose to tokens) reads without a copy."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or not packable(x, self.weight): return super().forward(x)
+        wp = cached_weight(self, "_packed", lambda w: packed_weight(w[:, :, 0]))
+        return packed_linear(x.transpose(1, 2), wp, self.bias).transpose(1, 2)
+
+def use_packed_weights(module: nn.Module) -> int:
+    """Turn every plain nn.Linear under `module` into a PackedLinear and every PointwiseConv1d into a
+    PackedPointwiseConv1d (same parameters and state dict); returns how many."""
+    n = 0
+    for m in module.modules():
+        if type(m) is nn.Linear: m.__class__ = PackedLinear; n += 1
+        elif type(m) is PointwiseConv1d: m.__class__ = PackedPointwiseConv1d; n += 1
+    return n
+
+# %% ../nbs/10_unet.ipynb #2bb230a2
 def winograd_matrices(m: int = 4, points=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(A^T (m, n), G (n, 3), B^T (n, n)), n = m + 2, of Winograd's F(m, 3) for the n - 1 finite `points`
     (default 0, ±1, ±2, ±1/2, ... as needed) and infinity, in float64: y = A^T [(G g) * (B^T d)]."""
@@ -324,7 +400,7 @@ def winograd_matrices(m: int = 4, points=None) -> tuple[torch.Tensor, torch.Tens
     grid = (BT * 2 ** 20).round() / 2 ** 20                  # snap inversion rounding (1e-15) to exact dyadic values
     return ev(m).T.contiguous(), ev(3) / f[:, None], torch.where((BT - grid).abs() < 1e-9, grid, BT)
 
-# %% ../nbs/10_unet.ipynb #b816ff77
+# %% ../nbs/10_unet.ipynb #04bf4fb4
 def winograd_weight(w: torch.Tensor, m: int = 4) -> torch.Tensor:
     "3-tap Conv1d weights (C_out, C_in, 3) -> U = G w as (m + 2, C_in, C_out) (transformed in float64)."
     _, G, _ = winograd_matrices(m)
@@ -333,8 +409,14 @@ def winograd_weight(w: torch.Tensor, m: int = 4) -> torch.Tensor:
 
 _WINO_MATS: dict = {}
 
-def winograd_conv1d(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    "conv1d(x, w, bias, padding=1) for x (B, C_in, L), computed with F(m, 3) from U = winograd_weight(w, m)."
+def winograd_packed(U: torch.Tensor) -> list:
+    "The n products' weights of U = winograd_weight(w, m), each packed for `packed_linear`."
+    return [packed_weight(U[i].t()) for i in range(U.shape[0])]
+
+def winograd_conv1d(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor | None = None,
+                    packed: list | None = None) -> torch.Tensor:
+    """conv1d(x, w, bias, padding=1) for x (B, C_in, L), computed with F(m, 3) from U = winograd_weight(w, m);
+    `packed` = winograd_packed(U), when given, runs the n products with oneDNN's packed weights."""
     n, C, O = U.shape
     m = n - 2
     key = (m, x.dtype, x.device)
@@ -345,7 +427,10 @@ def winograd_conv1d(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor | None 
     T = -(-L // m)                                             # tiles of m outputs (the last one zero-padded)
     d = F.pad(x, (1, T * m + 1 - L)).unfold(2, n, m)           # (B, C_in, T, n): overlapping input tiles
     V = (BT @ d.permute(3, 0, 2, 1).reshape(n, -1)).view(n, B * T, C)   # transformed tiles, one row per tile
-    Y = (AT @ torch.bmm(V, U).view(n, -1)).view(m, B, T, O)    # n products (B·T x C_in) @ (C_in x C_out)
+    if packed is not None and packable(x, U):                  # n products (B·T x C_in) @ (C_in x C_out)
+        M = torch.stack([packed_linear(V[i], packed[i]) for i in range(n)])
+    else: M = torch.bmm(V, U)
+    Y = (AT @ M.view(n, -1)).view(m, B, T, O)
     y = x.new_empty(B, O, T, m)
     if bias is None: y.copy_(Y.permute(1, 3, 2, 0))
     else: torch.add(Y.permute(1, 3, 2, 0), bias[:, None, None], out=y)
@@ -358,17 +443,13 @@ class WinogradConv1d(nn.Conv1d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or torch.is_grad_enabled(): return super().forward(x)
-        return winograd_conv1d(x, self.winograd_weight(), self.bias)
+        U = self.winograd_weight()
+        packed = cached_weight(self, f"_wino{self.winograd_m}_packed", lambda w: winograd_packed(U)) if packable(x, U) else None
+        return winograd_conv1d(x, U, self.bias, packed)
 
     def winograd_weight(self) -> torch.Tensor:
         "The transformed weights, cached while the weight tensor is the same and unchanged."
-        w = self.weight
-        if w.is_inference(): return winograd_weight(w, self.winograd_m)   # no version counter: do not cache
-        key = (w.data_ptr(), w._version, w.dtype, w.device, self.winograd_m)
-        hit = getattr(self, "_wino", None)
-        if hit is None or hit[0] != key or hit[1] is not w:
-            hit = self._wino = (key, w, winograd_weight(w, self.winograd_m))
-        return hit[2]
+        return cached_weight(self, f"_wino{self.winograd_m}", lambda w: winograd_weight(w, self.winograd_m))
 
 def use_winograd(module: nn.Module, min_channels: int = 128) -> int:
     "Turn every plain 3-tap, stride-1, padding-1 Conv1d under `module` with >= `min_channels` in and out into a WinogradConv1d."
@@ -380,7 +461,7 @@ def use_winograd(module: nn.Module, min_channels: int = 128) -> int:
             m.__class__ = WinogradConv1d; n += 1
     return n
 
-# %% ../nbs/10_unet.ipynb #0a9dec50
+# %% ../nbs/10_unet.ipynb #2b40c85e
 def parameter_table(unet: UNetModel) -> list[tuple[str, str, int]]:
     "(block name, child types, parameter count) for every block of the U-Net."
     rows = [("time_embed", "MLP", sum(p.numel() for p in unet.time_embed.parameters()))]

@@ -58,16 +58,16 @@ def test_module_inference_only_and_weight_cache():
     y = net(x)
     assert torch.equal(y, plain(x)) and y.requires_grad
     y.square().mean().backward()
-    assert net[0].weight.grad is not None and getattr(net[0], "_wino", None) is None
+    assert net[0].weight.grad is not None and getattr(net[0], "_wino4", None) is None
     net.eval(); plain.eval()
     with torch.no_grad():
         a, ref = net(x), plain(x)
         assert (a - ref).abs().max() < 1e-5 * ref.abs().max()
-        U = net[0]._wino[2]
-        assert net(x).equal(a) and net[0]._wino[2] is U                 # transformed weights reused
+        U = net[0]._wino4[2]
+        assert net(x).equal(a) and net[0]._wino4[2] is U                 # transformed weights reused
         net[0].weight.mul_(2); plain[0].weight.mul_(2)                   # ... until the weights change
         b, ref = net(x), plain(x)
-        assert net[0]._wino[2] is not U and (b - ref).abs().max() < 1e-5 * ref.abs().max()
+        assert net[0]._wino4[2] is not U and (b - ref).abs().max() < 1e-5 * ref.abs().max()
     with torch.inference_mode():
         assert (net(x) - plain(x)).abs().max() < 1e-5 * ref.abs().max()
     net.train()

@@ -1,0 +1,158 @@
+"""Linear layers and Winograd products with oneDNN-packed weights: the same numbers as F.linear / Conv1d,
+the packed copy rebuilt when the weight changes, the plain path in training, autograd, float64 and
+when the packing ops are missing."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mug_nb.unet as unet
+from mug_nb.unet import (PackedLinear, PackedPointwiseConv1d, PointwiseConv1d, use_matmul_pointwise, use_packed_weights, onednn_packing, packable, cache_prompt_kv, MemoLinear,
+                         WinogradConv1d, use_winograd, winograd_weight, winograd_packed, winograd_conv1d)
+
+torch.set_num_threads(1)
+needs_onednn = pytest.mark.skipif(not onednn_packing(), reason="this PyTorch has no oneDNN weight packing")
+
+
+def close(a, b, rel=1e-5):
+    return a.shape == b.shape and (a - b).abs().max() <= rel * b.abs().max()
+
+
+@pytest.fixture
+def no_onednn(monkeypatch):
+    monkeypatch.setattr(unet, "_ONEDNN", [False])
+
+
+def test_packed_linear_matches_linear_and_caches_its_weight():
+    torch.manual_seed(0)
+    for bias in (True, False):
+        lin = torch.nn.Linear(96, 200, bias=bias)
+        plin = copy.deepcopy(lin).eval()
+        assert use_packed_weights(plin) == 1 and use_packed_weights(plin) == 0
+        assert plin.state_dict().keys() == lin.state_dict().keys()
+        for shape in ((7, 96), (2, 33, 96), (1, 1, 1, 96)):
+            x = torch.randn(*shape)
+            with torch.no_grad(): assert close(plin(x), lin(x))
+    if onednn_packing():
+        packed = plin._packed[2]
+        with torch.no_grad(): plin(x)
+        assert plin._packed[2] is packed                                # reused while the weight is unchanged
+
+
+def test_packed_linear_repacks_when_the_weight_changes():
+    torch.manual_seed(1)
+    lin = torch.nn.Linear(64, 48); plin = copy.deepcopy(lin).eval(); use_packed_weights(plin)
+    x = torch.randn(10, 64)
+    with torch.no_grad():
+        plin(x)
+        plin.weight.mul_(-3); lin.weight.mul_(-3)                       # in place: the version counter moves
+        assert close(plin(x), lin(x))
+        plin.load_state_dict(torch.nn.Linear(64, 48).state_dict())      # load_state_dict copies in place too
+        assert close(plin(x), F.linear(x, plin.weight, plin.bias))
+    with torch.inference_mode():
+        w = torch.randn(48, 64)                                         # an inference tensor: not cached, still right
+        plin.weight = torch.nn.Parameter(w, requires_grad=False)
+        assert close(plin(x), F.linear(x, w, plin.bias))
+
+
+def test_plain_path_in_training_autograd_and_float64():
+    torch.manual_seed(2)
+    lin = torch.nn.Linear(32, 16); plin = copy.deepcopy(lin).eval(); use_packed_weights(plin)
+    x = torch.randn(4, 32)
+    y = plin(x)                                                         # autograd: the ordinary Linear, bit for bit
+    assert y.requires_grad and torch.equal(y, lin(x)) and getattr(plin, "_packed", None) is None
+    y.sum().backward()
+    assert plin.weight.grad is not None
+    with torch.no_grad():
+        assert torch.equal(plin.double()(x.double()), lin.double()(x.double()))
+        assert not packable(x.double(), plin.weight)
+        plin.float().train()
+        assert torch.equal(plin(x), lin.float()(x)) and getattr(plin, "_packed", None) is None   # training mode
+
+
+def test_without_the_packing_ops_everything_is_plain(no_onednn):
+    torch.manual_seed(3)
+    assert not onednn_packing()
+    lin = torch.nn.Linear(32, 16); plin = copy.deepcopy(lin).eval(); use_packed_weights(plin)
+    conv = torch.nn.Conv1d(16, 16, 3, padding=1); wconv = copy.deepcopy(conv).eval(); use_winograd(wconv, min_channels=16)
+    x, xc = torch.randn(4, 32), torch.randn(2, 16, 40)
+    with torch.no_grad():
+        assert torch.equal(plin(x), lin(x)) and getattr(plin, "_packed", None) is None
+        assert close(wconv(xc), conv(xc)) and getattr(wconv, "_wino4_packed", None) is None
+
+
+@needs_onednn
+def test_winograd_products_with_packed_weights():
+    torch.manual_seed(4)
+    for C, O, L in ((128, 128, 64), (33, 70, 61), (256, 96, 9)):
+        conv = torch.nn.Conv1d(C, O, 3, padding=1)
+        x = torch.randn(2, C, L)
+        with torch.no_grad():
+            U = winograd_weight(conv.weight)
+            assert close(winograd_conv1d(x, U, conv.bias, winograd_packed(U)), conv(x))
+            wconv = copy.deepcopy(conv).eval(); use_winograd(wconv, min_channels=16)
+            assert close(wconv(x), conv(x)) and len(wconv._wino4_packed[2]) == 6
+            wconv.weight.mul_(0.5); conv.weight.mul_(0.5)
+            assert close(wconv(x), conv(x))                             # packed products rebuilt
+
+
+def test_use_packed_weights_leaves_memo_linears_alone():
+    from mug_nb.encoders import BasicTransformerBlock
+    blk = BasicTransformerBlock(32, 4, 8, context_dim=16)
+    assert cache_prompt_kv(torch.nn.ModuleDict({"attn2": blk.attn2})) == 2
+    n = use_packed_weights(blk)
+    assert n == sum(1 for m in blk.modules() if type(m) is PackedLinear) and n > 0
+    assert type(blk.attn2.to_k) is MemoLinear and type(blk.attn2.to_v) is MemoLinear
+
+
+def test_built_model_uses_packed_linears_with_unchanged_eps():
+    from mug_nb.model import Config, build_model
+    torch.manual_seed(5)
+    m = build_model(Config.tiny()).eval()
+    u = m.model.unet_model
+    assert any(type(x) is PackedLinear for x in u.modules())
+    for p in u.parameters():
+        if p.ndim > 1 and p.abs().sum() == 0: torch.nn.init.normal_(p, std=0.05)
+    plain = copy.deepcopy(u)
+    for x in plain.modules():
+        if type(x) is PackedLinear: x.__class__ = torch.nn.Linear
+        elif type(x) is PackedPointwiseConv1d: x.__class__ = PointwiseConv1d
+    L = 64
+    x, t = torch.randn(2, 16, L), torch.tensor([3, 800])
+    c = torch.randn(2, next(m for m in u.modules() if type(m).__name__ == "CrossAttention" and m.context_dim != m.query_dim).context_dim, 21)
+    w = [torch.randn(2, ch, L // 2 ** i) for i, ch in enumerate(u.audio_channels)]
+    with torch.no_grad(): assert close(u(x, t, c, *w), plain(x, t, c, *w))
+    if onednn_packing(): assert any(hasattr(m, "_packed") for m in u.modules())
+
+
+def test_packed_pointwise_conv_matches_conv1d():
+    torch.manual_seed(6)
+    conv = torch.nn.Conv1d(96, 40, 1)
+    pw = copy.deepcopy(conv).eval()
+    assert use_matmul_pointwise(pw) == 1 and use_packed_weights(pw) == 1 and type(pw) is PackedPointwiseConv1d
+    x = torch.randn(2, 96, 37)
+    with torch.no_grad():
+        y = pw(x)
+        assert close(y, conv(x)) and close(y + 1, conv(x) + 1)              # a (transposed) view: usable as it is
+        assert close(pw(x.transpose(1, 2).contiguous().transpose(1, 2)), conv(x))   # a transposed input too
+    if onednn_packing(): assert hasattr(pw, "_packed")
+    assert torch.equal(pw(x), PointwiseConv1d.forward(pw, x))               # autograd: the plain matrix product
+
+
+def test_unet_audio_constants_use_packed_skips():
+    from mug_nb.model import Config, build_model
+    torch.manual_seed(7)
+    u = build_model(Config.tiny()).model.unet_model.eval()
+    for p in u.parameters():
+        if p.ndim > 1 and p.abs().sum() == 0: torch.nn.init.normal_(p, std=0.05)
+    L = 64
+    x, t = torch.randn(1, 16, L), torch.tensor([400])
+    cross = next(m for m in u.modules() if type(m).__name__ == "CrossAttention" and m.context_dim != m.query_dim)
+    c = torch.randn(1, cross.context_dim, 21)
+    w = [torch.randn(1, ch, L // 2 ** i) for i, ch in enumerate(u.audio_channels)]
+    with torch.no_grad():
+        fast = u(x, t, c, *w)
+        if onednn_packing(): assert any("skip_packed" in k for k in u._audio_cache[1].values())
+        u.cache_audio = False; plain = u(x, t, c, *w)
+    assert close(fast, plain)
