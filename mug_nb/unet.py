@@ -16,11 +16,12 @@ from .encoders import ContextualTransformer
 from .s4 import S4Layer
 
 # %% auto #0
-__all__ = ['UNetError', 'timestep_embedding', 'TimestepBlock', 'zero_module', 'TimestepResBlock', 'AudioConcatBlock', 'LSTMLayer',
-           'TimestepEmbedSequential', 'UNetModel', 'audio_constants', 'PointwiseConv1d', 'use_matmul_pointwise',
-           'MemoLinear', 'cache_prompt_kv', 'onednn_packing', 'packable', 'packed_weight', 'packed_linear',
-           'cached_weight', 'PackedLinear', 'PackedPointwiseConv1d', 'use_packed_weights', 'winograd_matrices',
-           'winograd_weight', 'winograd_packed', 'winograd_conv1d', 'WinogradConv1d', 'use_winograd', 'parameter_table']
+__all__ = ['PACK_MIN_WEIGHTS', 'UNetError', 'timestep_embedding', 'TimestepBlock', 'zero_module', 'TimestepResBlock',
+           'AudioConcatBlock', 'LSTMLayer', 'TimestepEmbedSequential', 'UNetModel', 'audio_constants',
+           'PointwiseConv1d', 'use_matmul_pointwise', 'MemoLinear', 'cache_prompt_kv', 'onednn_packing', 'packable',
+           'packed_weight', 'packed_linear', 'cached_weight', 'PackedLinear', 'PackedPointwiseConv1d',
+           'use_packed_weights', 'winograd_matrices', 'winograd_weight', 'winograd_packed', 'winograd_conv1d',
+           'WinogradConv1d', 'use_winograd', 'parameter_table']
 
 # %% ../nbs/10_unet.ipynb #0826e1fe
 class UNetError(ValueError):
@@ -222,7 +223,7 @@ def _block_constants(rb: TimestepResBlock, audio: torch.Tensor) -> dict:
         c["in"] = F.conv1d(F.silu(n), conv.weight[:, p0:p1], None, padding=1)
     if isinstance(conv, WinogradConv1d):
         c["w_wino"] = winograd_weight(c["w"], conv.winograd_m)
-        if packable(c["w"], c["w"]): c["w_wino_packed"] = winograd_packed(c["w_wino"])
+        if packable(c["w"], c["w_wino"][0]): c["w_wino_packed"] = winograd_packed(c["w_wino"])
     if isinstance(rb.skip_connection, nn.Conv1d):
         W = rb.skip_connection.weight
         c["skip"] = F.conv1d(audio, W[:, a0:a1])
@@ -329,10 +330,14 @@ def onednn_packing() -> bool:
         _ONEDNN.append(ok)
     return _ONEDNN[0]
 
+PACK_MIN_WEIGHTS = 2 ** 16    # oneDNN costs ~20 µs more per call than MKL: it pays off from 256 x 256 weights
+
 def packable(x: torch.Tensor, w: torch.Tensor) -> bool:
-    "Whether `x @ w.T` can take the packed path: float32 on the CPU, outside autograd and tracing, with oneDNN packing."
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and w.dtype == torch.float32
-            and not torch.is_grad_enabled() and not torch.jit.is_tracing() and onednn_packing())
+    """Whether `x @ w.T` should take the packed path: a weight of at least PACK_MIN_WEIGHTS values, float32 on
+    the CPU, outside autograd and tracing, with oneDNN packing available."""
+    return (w.numel() >= PACK_MIN_WEIGHTS and x.device.type == "cpu" and x.dtype == torch.float32
+            and w.dtype == torch.float32 and not torch.is_grad_enabled() and not torch.jit.is_tracing()
+            and onednn_packing())
 
 def packed_weight(w: torch.Tensor) -> torch.Tensor:
     "A Linear weight (out, in), re-ordered once into oneDNN's blocked layout for `packed_linear`."
@@ -427,7 +432,7 @@ def winograd_conv1d(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor | None 
     T = -(-L // m)                                             # tiles of m outputs (the last one zero-padded)
     d = F.pad(x, (1, T * m + 1 - L)).unfold(2, n, m)           # (B, C_in, T, n): overlapping input tiles
     V = (BT @ d.permute(3, 0, 2, 1).reshape(n, -1)).view(n, B * T, C)   # transformed tiles, one row per tile
-    if packed is not None and packable(x, U):                  # n products (B·T x C_in) @ (C_in x C_out)
+    if packed is not None and packable(x, U[0]):               # n products (B·T x C_in) @ (C_in x C_out)
         M = torch.stack([packed_linear(V[i], packed[i]) for i in range(n)])
     else: M = torch.bmm(V, U)
     Y = (AT @ M.view(n, -1)).view(m, B, T, O)
@@ -444,7 +449,7 @@ class WinogradConv1d(nn.Conv1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or torch.is_grad_enabled(): return super().forward(x)
         U = self.winograd_weight()
-        packed = cached_weight(self, f"_wino{self.winograd_m}_packed", lambda w: winograd_packed(U)) if packable(x, U) else None
+        packed = cached_weight(self, f"_wino{self.winograd_m}_packed", lambda w: winograd_packed(U)) if packable(x, U[0]) else None
         return winograd_conv1d(x, U, self.bias, packed)
 
     def winograd_weight(self) -> torch.Tensor:

@@ -19,9 +19,26 @@ def close(a, b, rel=1e-5):
     return a.shape == b.shape and (a - b).abs().max() <= rel * b.abs().max()
 
 
+@pytest.fixture(autouse=True)
+def pack_small_weights(monkeypatch):
+    "These tests use small layers: pack them too (the default leaves weights under 256 x 256 to MKL)."
+    monkeypatch.setattr(unet, "PACK_MIN_WEIGHTS", 0)
+
+
 @pytest.fixture
 def no_onednn(monkeypatch):
     monkeypatch.setattr(unet, "_ONEDNN", [False])
+
+
+def test_small_weights_stay_with_mkl(monkeypatch):
+    monkeypatch.setattr(unet, "PACK_MIN_WEIGHTS", 2 ** 16)
+    small, big = torch.nn.Linear(128, 256).eval(), torch.nn.Linear(256, 256).eval()
+    use_packed_weights(small); use_packed_weights(big)
+    x = torch.randn(3, 128)
+    with torch.no_grad():
+        small(x); big(torch.randn(3, 256))
+    assert getattr(small, "_packed", None) is None
+    assert (getattr(big, "_packed", None) is not None) == onednn_packing()
 
 
 def test_packed_linear_matches_linear_and_caches_its_weight():
