@@ -63,8 +63,23 @@ no faster (0.99x / 0.96x, within the noise here). The 2.5x goal is out of reach 
 here: the floor above allows 2.66x / 2.36x only at 100% of the matrix-product rate for every operation.
 Against the original's own code (--original, its repository at commit c2903d4, same process, our weights loaded
 into it; nothing else running; steps back to back; medians), which agrees with ours within 9.5e-7 / 5.1e-6:
-  1 thread     original 0.754 / 1.064 s per step, ours 0.371 / 0.589 s: 2.03x / 1.81x
+  1 thread     original 0.754 / 1.064 s per step, ours 0.371 / 0.589 s: 2.03x / 1.81x   (through +winograd)
   2 threads    original 0.434 / 0.746 s per step (wall), ours 0.270 / 0.412 s: 1.60x / 1.81x
+With +packed (1 thread, --reps 5 --no-song --original, nothing else running; three runs on one day):
+  stages       +winograd 0.413 / 0.586 s, +packed 0.294 / 0.521 s per step (CPU time, one run; ~10% noise per stage)
+  original     0.747 / 1.109 s per step, ours 0.308 / 0.540 s: 2.43x / 2.05x; other runs 2.48x / 2.05x and, on a
+               slower hour of this shared host, 1.89x / 1.94x
+  floor        with oneDNN's ~105 GFLOP/s: 17.4 GFLOP per step >= 0.166 s. About 2/3 of a step is now packed matrix
+               products at 80-100 GFLOP/s; the rest is ~1,500 small operations (copies, norms, softmax, GELU, FFTs)
+               that the model's layout needs. Guidance doubles everything after the first cross-attention, and
+               the original's guided step costs only 1.4x its plain one because its 0.35 s of S4 kernels does not
+               double: so 2.5x with guidance (0.43 s) would need ~80% of the core's peak over the whole step.
+  2 threads    one noisy run: original 0.612 / 0.786 s, ours 0.292 / 0.418 s: 2.09x / 1.88x. The two halves of a
+               guided step in two Python threads (one core each) take 0.40 s, against 0.43 s for the batched step
+               on two intra-op threads: not adopted.
+Tried with +packed and not adopted (no gain measured): GELU fused into the GEGLU product as a oneDNN post-op;
+the residual addition fused into the output products; tracing + freezing (TorchScript cannot trace the packed
+ops, so tracing takes the plain path and lands where eager +packed already is).
 The original's code is slower than our baseline stage (0.433 s at 1 thread in the same run): its 16 S4 kernels
 take 0.35 s of its 0.74 s step, computed at every call with a dense Cauchy sum over all N x L pairs. Run to run
 the figures move by ~10% on this shared machine, so compare ratios from one run.
@@ -268,8 +283,14 @@ def floor(eps_fn, x, t, c, w, b, f, a):
     gflop = fc.get_total_flops() / 1e9
     m1, m2 = torch.randn(64, 512), torch.randn(512, 512)
     rate = 2 * 64 * 512 * 512 / 1e9 / timed(lambda: [m1 @ m2 for _ in range(20)], 5)[1] * 20   # GFLOP/s, best of 5
+    if has_onednn:                                           # the packed oneDNN product, if faster, sets the floor
+        from mug_nb.unet import packed_weight, packed_linear
+        p2 = packed_weight(m2.T.contiguous())
+        with torch.inference_mode():
+            rate = max(rate, 2 * 64 * 512 * 512 / 1e9 / timed(lambda: [packed_linear(m1, p2) for _ in range(20)], 5)[1] * 20)
     print(f"work: {gflop:.1f} GFLOP per unguided step; achieved {gflop / f[2]:.0f} GFLOP/s (cpu), baseline "
-          f"{gflop / b[2]:.0f}; a 64x512x512 matrix product runs at {rate:.0f} GFLOP/s on this machine")
+          f"{gflop / b[2]:.0f}; a 64x512x512 matrix product runs at {rate:.0f} GFLOP/s on this machine "
+          f"(the faster of MKL and packed oneDNN)")
     if a.config == "full":
         print(f"  -> no float32 step can take less than ~{gflop / rate:.3f} s here (guided ~{2 * gflop / rate:.3f} s): "
               f"at most {0.515 / (gflop / rate):.2f}x / {0.917 / (2 * gflop / rate):.2f}x the original's 0.515 / 0.917 s")
