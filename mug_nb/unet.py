@@ -222,8 +222,9 @@ def _block_constants(rb: TimestepResBlock, audio: torch.Tensor) -> dict:
         n = F.group_norm(audio[:, p0 - a0:p1 - a0], (p1 - p0) // gs, gn.weight[p0:p1], gn.bias[p0:p1], gn.eps)
         c["in"] = F.conv1d(F.silu(n), conv.weight[:, p0:p1], None, padding=1)
     if isinstance(conv, WinogradConv1d):
-        c["w_wino"] = winograd_weight(c["w"], conv.winograd_m)
-        if packable(c["w"], c["w_wino"][0]): c["w_wino_packed"] = winograd_packed(c["w_wino"])
+        U = winograd_weight(c["w"], conv.winograd_m)
+        if packable(c["w"], c["w"][..., 0]): c["w_wino_packed"] = winograd_packed(U)
+        else: c["w_wino"] = U
     if isinstance(rb.skip_connection, nn.Conv1d):
         W = rb.skip_connection.weight
         c["skip"] = F.conv1d(audio, W[:, a0:a1])
@@ -240,8 +241,9 @@ def _forward_audio(self: TimestepResBlock, x: torch.Tensor, emb: torch.Tensor, c
     gn, conv = self.in_layers[0], self.in_layers[2]
     rest = torch.cat([x[:, :p0], x[:, p1:]], 1) if p1 > p0 else x
     h = F.silu(F.group_norm(rest, c["groups"], c["gn_w"], c["gn_b"], gn.eps))
-    h = (winograd_conv1d(h, c["w_wino"], conv.bias, c.get("w_wino_packed")) if "w_wino" in c
-         else F.conv1d(h, c["w"], conv.bias, padding=1))
+    if "w_wino_packed" in c and packable(h, c["w"][..., 0]): h = winograd_conv1d(h, None, conv.bias, c["w_wino_packed"])
+    elif "w_wino" in c: h = winograd_conv1d(h, c["w_wino"], conv.bias)
+    else: h = F.conv1d(h, c["w"], conv.bias, padding=1)
     if "in" in c: h = h + c["in"]
     h = self.out_layers(h + self.emb_layers(emb)[..., None])
     if "skip" in c:
@@ -418,11 +420,11 @@ def winograd_packed(U: torch.Tensor) -> list:
     "The n products' weights of U = winograd_weight(w, m), each packed for `packed_linear`."
     return [packed_weight(U[i].t()) for i in range(U.shape[0])]
 
-def winograd_conv1d(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor | None = None,
+def winograd_conv1d(x: torch.Tensor, U: torch.Tensor | None, bias: torch.Tensor | None = None,
                     packed: list | None = None) -> torch.Tensor:
-    """conv1d(x, w, bias, padding=1) for x (B, C_in, L), computed with F(m, 3) from U = winograd_weight(w, m);
-    `packed` = winograd_packed(U), when given, runs the n products with oneDNN's packed weights."""
-    n, C, O = U.shape
+    """conv1d(x, w, bias, padding=1) for x (B, C_in, L), computed with F(m, 3) from U = winograd_weight(w, m),
+    or, when given, from `packed` = winograd_packed(U) with oneDNN's packed weights (then U may be None)."""
+    n, C = (len(packed), x.shape[1]) if packed is not None else U.shape[:2]
     m = n - 2
     key = (m, x.dtype, x.device)
     if key not in _WINO_MATS:
@@ -432,9 +434,9 @@ def winograd_conv1d(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor | None 
     T = -(-L // m)                                             # tiles of m outputs (the last one zero-padded)
     d = F.pad(x, (1, T * m + 1 - L)).unfold(2, n, m)           # (B, C_in, T, n): overlapping input tiles
     V = (BT @ d.permute(3, 0, 2, 1).reshape(n, -1)).view(n, B * T, C)   # transformed tiles, one row per tile
-    if packed is not None and packable(x, U[0]):               # n products (B·T x C_in) @ (C_in x C_out)
-        M = torch.stack([packed_linear(V[i], packed[i]) for i in range(n)])
-    else: M = torch.bmm(V, U)
+    if packed is not None: M = torch.stack([packed_linear(V[i], packed[i]) for i in range(n)])
+    else: M = torch.bmm(V, U)                                  # n products (B·T x C_in) @ (C_in x C_out)
+    O = M.shape[-1]
     Y = (AT @ M.view(n, -1)).view(m, B, T, O)
     y = x.new_empty(B, O, T, m)
     if bias is None: y.copy_(Y.permute(1, 3, 2, 0))
@@ -448,9 +450,11 @@ class WinogradConv1d(nn.Conv1d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or torch.is_grad_enabled(): return super().forward(x)
-        U = self.winograd_weight()
-        packed = cached_weight(self, f"_wino{self.winograd_m}_packed", lambda w: winograd_packed(U)) if packable(x, U[0]) else None
-        return winograd_conv1d(x, U, self.bias, packed)
+        m = self.winograd_m
+        if packable(x, self.weight[..., 0]):                   # only the packed products are kept
+            packed = cached_weight(self, f"_wino{m}_packed", lambda w: winograd_packed(winograd_weight(w, m)))
+            return winograd_conv1d(x, None, self.bias, packed)
+        return winograd_conv1d(x, self.winograd_weight(), self.bias)
 
     def winograd_weight(self) -> torch.Tensor:
         "The transformed weights, cached while the weight tensor is the same and unchanged."

@@ -110,6 +110,7 @@ def test_winograd_products_with_packed_weights():
             assert close(winograd_conv1d(x, U, conv.bias, winograd_packed(U)), conv(x))
             wconv = copy.deepcopy(conv).eval(); use_winograd(wconv, min_channels=16)
             assert close(wconv(x), conv(x)) and len(wconv._wino4_packed[2]) == 6
+            assert getattr(wconv, "_wino4", None) is None                    # the unpacked U is not kept as well
             wconv.weight.mul_(0.5); conv.weight.mul_(0.5)
             assert close(wconv(x), conv(x))                             # packed products rebuilt
 
