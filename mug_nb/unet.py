@@ -336,10 +336,10 @@ PACK_MIN_WEIGHTS = 2 ** 16    # oneDNN costs ~20 µs more per call than MKL: it 
 
 def packable(x: torch.Tensor, w: torch.Tensor) -> bool:
     """Whether `x @ w.T` should take the packed path: a weight of at least PACK_MIN_WEIGHTS values, float32 on
-    the CPU, outside autograd and tracing, with oneDNN packing available."""
+    the CPU, outside autograd, tracing and autocast, with oneDNN packing available."""
     return (w.numel() >= PACK_MIN_WEIGHTS and x.device.type == "cpu" and x.dtype == torch.float32
             and w.dtype == torch.float32 and not torch.is_grad_enabled() and not torch.jit.is_tracing()
-            and onednn_packing())
+            and not torch.is_autocast_enabled("cpu") and onednn_packing())
 
 def packed_weight(w: torch.Tensor) -> torch.Tensor:
     "A Linear weight (out, in), re-ordered once into oneDNN's blocked layout for `packed_linear`."

@@ -84,7 +84,10 @@ def test_plain_path_in_training_autograd_and_float64():
     with torch.no_grad():
         assert torch.equal(plin.double()(x.double()), lin.double()(x.double()))
         assert not packable(x.double(), plin.weight)
-        plin.float().train()
+        plin.float()
+        with torch.autocast("cpu", dtype=torch.bfloat16):                  # autocast decides the precision
+            assert plin(x).dtype == torch.bfloat16 and not packable(x, plin.weight)
+        plin.train()
         assert torch.equal(plin(x), lin.float()(x)) and getattr(plin, "_packed", None) is None   # training mode
 
 
