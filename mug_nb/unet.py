@@ -339,7 +339,11 @@ def packable(x: torch.Tensor, w: torch.Tensor) -> bool:
     the CPU, outside autograd, tracing and autocast, with oneDNN packing available."""
     return (w.numel() >= PACK_MIN_WEIGHTS and x.device.type == "cpu" and x.dtype == torch.float32
             and w.dtype == torch.float32 and not torch.is_grad_enabled() and not torch.jit.is_tracing()
-            and not torch.is_autocast_enabled("cpu") and onednn_packing())
+            and not _cpu_autocast() and onednn_packing())
+
+def _cpu_autocast() -> bool:
+    try: return torch.is_autocast_enabled("cpu")                 # PyTorch >= 2.4
+    except TypeError: return torch.is_autocast_cpu_enabled()
 
 def packed_weight(w: torch.Tensor) -> torch.Tensor:
     "A Linear weight (out, in), re-ordered once into oneDNN's blocked layout for `packed_linear`."
