@@ -89,7 +89,7 @@ def _attend(self: CrossAttention, q, k, v, P, C):
     return torch.matmul(w.mul_(C) if not torch.is_grad_enabled() else w * C, v)
 
 def _attention_forward(self: CrossAttention, x: torch.Tensor, context: torch.Tensor | None = None,
-                       mask: torch.Tensor | None = None, chunk: int = 2 ** 24) -> torch.Tensor:
+                       mask: torch.Tensor | None = None, chunk: int | None = None) -> torch.Tensor:
     B, n, _ = x.shape
     context = x if context is None else context
     split = lambda t: t.unflatten(-1, (self.heads, self.dim_head)).transpose(1, 2)
@@ -102,6 +102,7 @@ def _attention_forward(self: CrossAttention, x: torch.Tensor, context: torch.Ten
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     else:
         P, C = self.tables(n, m, x.device)
+        if chunk is None: chunk = 2 ** 24 if torch.is_grad_enabled() else 2 ** 17   # inference: cache-sized
         step = max(1, chunk // max(1, B * self.heads * m))
         out = torch.cat([_attend(self, q[:, :, s:s + step], k, v, P[:, s:s + step], C[:, s:s + step])
                          for s in range(0, n, step)], dim=2) if n > step else _attend(self, q, k, v, P, C)
