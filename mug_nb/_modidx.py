@@ -538,7 +538,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mug_nb.unet.WinogradConv1d.winograd_weight': ('unet.html#winogradconv1d.winograd_weight', 'mug_nb/unet.py'),
                              'mug_nb.unet._attn_heads': ('unet.html#_attn_heads', 'mug_nb/unet.py'),
                              'mug_nb.unet._block_constants': ('unet.html#_block_constants', 'mug_nb/unet.py'),
-                             'mug_nb.unet._cpu_autocast': ('unet.html#_cpu_autocast', 'mug_nb/unet.py'),
                              'mug_nb.unet._forward_audio': ('unet.html#_forward_audio', 'mug_nb/unet.py'),
                              'mug_nb.unet._run_block': ('unet.html#_run_block', 'mug_nb/unet.py'),
                              'mug_nb.unet._unet_forward': ('unet.html#_unet_forward', 'mug_nb/unet.py'),

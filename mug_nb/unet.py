@@ -341,9 +341,9 @@ def packable(x: torch.Tensor, w: torch.Tensor) -> bool:
             and w.dtype == torch.float32 and not torch.is_grad_enabled() and not torch.jit.is_tracing()
             and not _cpu_autocast() and onednn_packing())
 
-def _cpu_autocast() -> bool:
-    try: return torch.is_autocast_enabled("cpu")                 # PyTorch >= 2.4
-    except TypeError: return torch.is_autocast_cpu_enabled()
+try:                                                             # PyTorch >= 2.4 takes the device type
+    torch.is_autocast_enabled("cpu"); _cpu_autocast = lambda: torch.is_autocast_enabled("cpu")
+except TypeError: _cpu_autocast = torch.is_autocast_cpu_enabled
 
 def packed_weight(w: torch.Tensor) -> torch.Tensor:
     "A Linear weight (out, in), re-ordered once into oneDNN's blocked layout for `packed_linear`."
