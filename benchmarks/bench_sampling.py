@@ -96,7 +96,8 @@ import torch
 from mug_nb.model import Config, build_model
 from mug_nb.s4 import SSKernelNPLR
 from mug_nb.unet import (PointwiseConv1d, use_matmul_pointwise, MemoLinear, cache_prompt_kv, WinogradConv1d,
-                         use_winograd, winograd_weight, winograd_conv1d)
+                         use_winograd, winograd_weight, winograd_conv1d, PromptAttention, fold_prompt_attention)
+from mug_nb.encoders import CrossAttention
 from mug_nb.diffusion import _guided_eps, _double
 import mug_nb.unet as unet_mod
 from mug_nb.unet import PackedLinear, PackedPointwiseConv1d, use_packed_weights, onednn_packing
@@ -160,7 +161,8 @@ def main():
 
     doubling_fn = lambda x, t, c, w: eps_fn(x, t, c, w)     # no `shares_guided_halves`: the plain doubled batch
 
-    def stage(s4_cache, pointwise, audio_once, prompt_kv, inference, halves=False, winograd=False, packed=False):
+    def stage(s4_cache, pointwise, audio_once, prompt_kv, inference, halves=False, winograd=False, packed=False,
+              fold=False):
         SSKernelNPLR.cache_enabled = s4_cache
         unet_mod._ONEDNN[:] = [packed and has_onednn]        # oneDNN packing (Linear and Winograd products) on/off
         for m in model.modules():
@@ -179,6 +181,10 @@ def main():
             for m in model.modules():
                 if type(m) is WinogradConv1d: m.__class__ = torch.nn.Conv1d
         if packed: use_packed_weights(unet)
+        if fold: fold_prompt_attention(unet)
+        else:
+            for m in model.modules():
+                if type(m) is PromptAttention: m.__class__ = CrossAttention; m._fold_memo = None
         unet.cache_audio = audio_once
         for m in model.modules():
             if isinstance(m, SSKernelNPLR): m._cache.clear()
@@ -196,7 +202,7 @@ def main():
     stages = [("baseline", (False,) * 5), ("+s4_cache", (True, False, False, False, False)),
               ("+pointwise", (True, True, False, False, False)), ("+audio_once", (True, True, True, False, False)),
               ("+prompt_kv", (True, True, True, True, False)), ("+inference", (True,) * 5), ("+halves", (True,) * 6),
-              ("+winograd", (True,) * 7), ("+packed", (True,) * 8)]
+              ("+winograd", (True,) * 7), ("+packed", (True,) * 8), ("+fold", (True,) * 9)]
     runs = {name: [] for name, _ in stages}
     outs = {}
     for r in range(a.reps):                                  # interleaved, so load changes hit every stage alike
@@ -218,6 +224,7 @@ def main():
               + (f"   cpu vs original 0.515/0.917 s: {0.515 / c1:.2f}x / {0.917 / c2:.2f}x" if a.config == "full" else ""), flush=True)
     SSKernelNPLR.cache_enabled, unet.cache_audio = True, True
     use_matmul_pointwise(model); cache_prompt_kv(unet); use_winograd(unet); use_packed_weights(unet)
+    fold_prompt_attention(unet)
     unet_mod._ONEDNN[:] = [has_onednn]
     b, f = rows[0], rows[-1]
     print(f"before -> after (cpu, median): no guidance {b[2]:.3f} -> {f[2]:.3f} s/step, guidance {b[4]:.3f} -> {f[4]:.3f} s/step")

@@ -104,6 +104,7 @@ def _attention_forward(self: CrossAttention, x: torch.Tensor, context: torch.Ten
         P, C = self.tables(n, m, x.device)
         if chunk is None: chunk = 2 ** 24 if torch.is_grad_enabled() else 2 ** 17   # inference: cache-sized
         step = max(1, chunk // max(1, B * self.heads * m))
+        if n > step: q, k, v = q.contiguous(), k.contiguous(), v.contiguous()   # once, not a copy per chunk
         out = torch.cat([_attend(self, q[:, :, s:s + step], k, v, P[:, s:s + step], C[:, s:s + step])
                          for s in range(0, n, step)], dim=2) if n > step else _attend(self, q, k, v, P, C)
     return self.to_out(out.transpose(1, 2).flatten(2))

@@ -17,7 +17,8 @@ from torch import nn
 
 from .vae import AutoencoderKL
 from .encoders import BeatmapFeatureEmbedder, MelspectrogramScaleEncoder1D
-from .unet import UNetModel, use_matmul_pointwise, cache_prompt_kv, use_winograd, use_packed_weights
+from .unet import (UNetModel, use_matmul_pointwise, cache_prompt_kv, fold_prompt_attention, use_winograd,
+                        use_packed_weights)
 from .s4 import set_s4_mode
 from .diffusion import make_beta_schedule, schedule_buffers, diffusion_loss, SCHEDULE_BUFFERS
 from .refiner import RefinerConfig, RowRefiner
@@ -223,6 +224,7 @@ def build_model(config: Config | None = None) -> DDPM:
     model = DDPM(config)
     use_matmul_pointwise(model)          # 1x1 convolutions as matrix products (same parameters, faster on CPU)
     cache_prompt_kv(model.model.unet_model)   # the prompt's keys/values are reused across sampling steps
+    fold_prompt_attention(model.model.unet_model)   # ...and folded into the cross-attention's projections
     use_winograd(model.model.unet_model)      # 3-tap convolutions at 128+ channels with Winograd F(4,3) at inference
     use_packed_weights(model.model.unet_model) # linear layers multiply with oneDNN-packed weights at inference (CPU)
     return model

@@ -12,16 +12,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .vae import Normalize, Downsample, Upsample
-from .encoders import ContextualTransformer
+from .encoders import ContextualTransformer, CrossAttention, relative_index
 from .s4 import S4Layer
 
 # %% auto #0
 __all__ = ['PACK_MIN_WEIGHTS', 'UNetError', 'timestep_embedding', 'TimestepBlock', 'zero_module', 'TimestepResBlock',
            'AudioConcatBlock', 'LSTMLayer', 'TimestepEmbedSequential', 'UNetModel', 'audio_constants',
-           'PointwiseConv1d', 'use_matmul_pointwise', 'MemoLinear', 'cache_prompt_kv', 'onednn_packing', 'packable',
-           'packed_weight', 'packed_linear', 'cached_weight', 'PackedLinear', 'PackedPointwiseConv1d',
-           'use_packed_weights', 'winograd_matrices', 'winograd_weight', 'winograd_packed', 'winograd_conv1d',
-           'WinogradConv1d', 'use_winograd', 'parameter_table']
+           'PointwiseConv1d', 'use_matmul_pointwise', 'MemoLinear', 'cache_prompt_kv', 'PromptAttention',
+           'fold_prompt_attention', 'onednn_packing', 'packable', 'packed_weight', 'packed_linear', 'cached_weight',
+           'PackedLinear', 'PackedPointwiseConv1d', 'use_packed_weights', 'winograd_matrices', 'winograd_weight',
+           'winograd_packed', 'winograd_conv1d', 'WinogradConv1d', 'use_winograd', 'parameter_table']
 
 # %% ../nbs/10_unet.ipynb #0826e1fe
 class UNetError(ValueError):
@@ -297,7 +297,7 @@ def use_matmul_pointwise(module: nn.Module) -> int:
 class MemoLinear(nn.Linear):
     "A Linear that reuses its last output when called again on the same (unchanged) input without autograd."
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or torch.is_grad_enabled(): return super().forward(x)
+        if self.training or torch.is_grad_enabled() or self.weight.is_inference(): return super().forward(x)
         key = (x.data_ptr(), tuple(x.shape), x.stride(), -1 if x.is_inference() else x._version,
                self.weight._version, self.weight.data_ptr())
         memo = getattr(self, "_memo", None)
@@ -316,6 +316,64 @@ def cache_prompt_kv(unet: nn.Module) -> int:
     return n
 
 # %% ../nbs/10_unet.ipynb #45611284
+class PromptAttention(CrossAttention):
+    "Cross-attention to a fixed prompt, with its keys and values folded into the query and output projections."
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                chunk: int | None = None) -> torch.Tensor:
+        if (context is None or mask is not None or not self.relative_position or x.ndim != 3
+                or self.training or torch.is_grad_enabled() or torch.jit.is_tracing()):
+            return super().forward(x, context, mask, chunk)
+        (B, n, _), m, h = x.shape, context.shape[1], self.heads
+        G, H, bias = self._folded(context)                     # (Bc, C, h·m), (Bc, h·m, C), (C,)
+        P, Cm = self._folded_tables(n, m, x.device)            # (n, h·m): scaled additive and multiplicative tables
+        s = torch.matmul(x, G).add_(P)
+        a = s.view(B, n, h, m).softmax(-1).view(B, n, h * m).mul_(Cm)
+        out = torch.matmul(a, H)
+        return out if bias is None else out.add_(bias)
+
+    def _folded(self, context: torch.Tensor):
+        "G = scale · W_qᵀ Kᵀ and H = V W_oᵀ per head, memoised on the prompt tensor and the weights."
+        lin = (self.to_q, self.to_k, self.to_v, self.to_out[0])
+        if any(l.weight.is_inference() for l in lin): return self._fold(context)   # no version counters: no memo
+        key = (context.data_ptr(), tuple(context.shape), context.stride(), context.dtype,
+               -1 if context.is_inference() else context._version,
+               *[(l.weight.data_ptr(), l.weight._version) for l in lin])
+        memo = getattr(self, "_fold_memo", None)
+        if memo is None or memo[0] != key:
+            memo = self._fold_memo = (key, self._fold(context), context)   # holding the prompt keeps its memory
+        return memo[1]
+
+    def _fold(self, context: torch.Tensor):
+        h, d = self.heads, self.dim_head
+        K = self.to_k(context).unflatten(-1, (h, d))             # (Bc, m, h, d)
+        V = self.to_v(context).unflatten(-1, (h, d))
+        Wq = self.to_q.weight.unflatten(0, (h, d)) * self.scale  # (h, d, C)
+        Wo = self.to_out[0].weight.unflatten(1, (h, d))          # (C, h, d)
+        G = torch.einsum("hdc,bmhd->bchm", Wq, K).flatten(2).contiguous()
+        H = torch.einsum("bmhd,ohd->bhmo", V, Wo).flatten(1, 2).contiguous()
+        return G, H, self.to_out[0].bias
+
+    def _folded_tables(self, n: int, m: int, device):
+        "The relative tables gathered as (n, heads·m) rows: scale · P and C."
+        P, C = self.relative_position_embedding, self.C_embedding
+        idx = lambda: relative_index(n, m, self.position_max_embedding, device)
+        rows = lambda T, i: T[i].transpose(1, 2).reshape(n, -1).contiguous()   # (n, m, h) -> (n, h·m)
+        if P.is_inference() or C.is_inference(): i = idx(); return rows(P, i) * self.scale, rows(C, i)
+        key = (n, m, str(device), P.dtype, P.data_ptr(), P._version, C.data_ptr(), C._version)
+        hit = self._table_cache.get("folded")
+        if hit is None or hit[0] != key:
+            i = idx(); hit = self._table_cache["folded"] = (key, (rows(P, i) * self.scale, rows(C, i)))
+        return hit[1]
+
+def fold_prompt_attention(unet: nn.Module) -> int:
+    "Turn every cross-attention (`attn2`) under `unet` into a PromptAttention; returns how many."
+    n = 0
+    for name, m in unet.named_modules():
+        if name.endswith("attn2") and type(m) is CrossAttention and m.relative_position:
+            m.__class__ = PromptAttention; n += 1
+    return n
+
+# %% ../nbs/10_unet.ipynb #adf6ec9d
 _ONEDNN: list = []
 
 def onednn_packing() -> bool:
@@ -391,7 +449,7 @@ def use_packed_weights(module: nn.Module) -> int:
         elif type(m) is PointwiseConv1d: m.__class__ = PackedPointwiseConv1d; n += 1
     return n
 
-# %% ../nbs/10_unet.ipynb #2bb230a2
+# %% ../nbs/10_unet.ipynb #5e775bf7
 def winograd_matrices(m: int = 4, points=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(A^T (m, n), G (n, 3), B^T (n, n)), n = m + 2, of Winograd's F(m, 3) for the n - 1 finite `points`
     (default 0, ±1, ±2, ±1/2, ... as needed) and infinity, in float64: y = A^T [(G g) * (B^T d)]."""
@@ -411,7 +469,7 @@ def winograd_matrices(m: int = 4, points=None) -> tuple[torch.Tensor, torch.Tens
     grid = (BT * 2 ** 20).round() / 2 ** 20                  # snap inversion rounding (1e-15) to exact dyadic values
     return ev(m).T.contiguous(), ev(3) / f[:, None], torch.where((BT - grid).abs() < 1e-9, grid, BT)
 
-# %% ../nbs/10_unet.ipynb #04bf4fb4
+# %% ../nbs/10_unet.ipynb #af291bf7
 def winograd_weight(w: torch.Tensor, m: int = 4) -> torch.Tensor:
     "3-tap Conv1d weights (C_out, C_in, 3) -> U = G w as (m + 2, C_in, C_out) (transformed in float64)."
     _, G, _ = winograd_matrices(m)
@@ -474,7 +532,7 @@ def use_winograd(module: nn.Module, min_channels: int = 128) -> int:
             m.__class__ = WinogradConv1d; n += 1
     return n
 
-# %% ../nbs/10_unet.ipynb #2b40c85e
+# %% ../nbs/10_unet.ipynb #148bddb6
 def parameter_table(unet: UNetModel) -> list[tuple[str, str, int]]:
     "(block name, child types, parameter count) for every block of the U-Net."
     rows = [("time_embed", "MLP", sum(p.numel() for p in unet.time_embed.parameters()))]

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mug_nb.encoders import CrossAttention
 import mug_nb.unet as unet
 from mug_nb.unet import (PackedLinear, PackedPointwiseConv1d, PointwiseConv1d, use_matmul_pointwise, use_packed_weights, onednn_packing, packable, cache_prompt_kv, MemoLinear,
                          WinogradConv1d, use_winograd, winograd_weight, winograd_packed, winograd_conv1d)
@@ -141,7 +142,7 @@ def test_built_model_uses_packed_linears_with_unchanged_eps():
         elif type(x) is PackedPointwiseConv1d: x.__class__ = PointwiseConv1d
     L = 64
     x, t = torch.randn(2, 16, L), torch.tensor([3, 800])
-    c = torch.randn(2, next(m for m in u.modules() if type(m).__name__ == "CrossAttention" and m.context_dim != m.query_dim).context_dim, 21)
+    c = torch.randn(2, next(m for m in u.modules() if isinstance(m, CrossAttention) and m.context_dim != m.query_dim).context_dim, 21)
     w = [torch.randn(2, ch, L // 2 ** i) for i, ch in enumerate(u.audio_channels)]
     with torch.no_grad(): assert close(u(x, t, c, *w), plain(x, t, c, *w))
     if onednn_packing(): assert any(hasattr(m, "_packed") for m in u.modules())
@@ -169,7 +170,7 @@ def test_unet_audio_constants_use_packed_skips():
         if p.ndim > 1 and p.abs().sum() == 0: torch.nn.init.normal_(p, std=0.05)
     L = 64
     x, t = torch.randn(1, 16, L), torch.tensor([400])
-    cross = next(m for m in u.modules() if type(m).__name__ == "CrossAttention" and m.context_dim != m.query_dim)
+    cross = next(m for m in u.modules() if isinstance(m, CrossAttention) and m.context_dim != m.query_dim)
     c = torch.randn(1, cross.context_dim, 21)
     w = [torch.randn(1, ch, L // 2 ** i) for i, ch in enumerate(u.audio_channels)]
     with torch.no_grad():
