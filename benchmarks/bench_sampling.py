@@ -24,6 +24,10 @@ Stages (cumulative):
                  re-ordered once into oneDNN's blocked layout (`use_packed_weights`, done by `build_model`; `torch.ops.mkldnn`, checked at
                  first use, with the plain path as fallback): MKL's sgemm runs these few-row products at 50-90
                  GFLOP/s on this machine's AMD cores, oneDNN with packed weights at 90-105
+  +fold          the prompt's keys and values folded into each cross-attention's query and output projections
+                 (`fold_prompt_attention`, done by `build_model`): per head, scores = x (W_q^T K^T) and output
+                 = A (V W_o^T), two products with heads x 21 = 168 columns instead of to_q and to_out (C x C)
+                 and no head transposes; the 16 cross-attentions of a guided step take 14 ms instead of 32 ms
   +frozen        (opt-in, --frozen) the U-Net traced with TorchScript for this song's conditions and frozen
                  (`torch.jit.trace` + `torch.jit.freeze`): same numbers, less interpreter overhead, but a
                  one-off cost of seconds per song (printed), so it pays off only for long runs
@@ -57,9 +61,9 @@ Winograd saves half of those layers' multiplications but only 5-7% of a step: pe
 runs 0.96-1.28x as fast as nn.Conv1d (oneDNN) at 128+ channels and 0.7-0.8x at 16 channels; its 6 matrix
 products have B*L/4 rows (16 at length 64) and read twice the weights, so they run well below the matrix
 unit's rate, and the tile transforms cost ~10% more. F(2,3) gains less (0.86-1.27x), F(6,3) more rounding
-and thinner products. Tried and not adopted: folding the cross-attention's query and output projections into
-the cached prompt keys/values (x @ (Wq^T K^T) per head: 168 columns instead of C) saves ~0.6 GFLOP but measured
-no faster (0.99x / 0.96x, within the noise here). The 2.5x goal is out of reach of float32 on one thread
+and thinner products. An earlier try of the prompt fold (now +fold) measured within the noise (0.99x / 0.96x);
+redone without per-head transposes and on top of +packed, interleaved A/B runs give 1.01-1.03x / 1.03-1.06x
+(1 and 2 threads). The 2.5x goal is out of reach of float32 on one thread
 here: the floor above allows 2.66x / 2.36x only at 100% of the matrix-product rate for every operation.
 Against the original's own code (--original, its repository at commit c2903d4, same process, our weights loaded
 into it; nothing else running; steps back to back; medians), which agrees with ours within 9.5e-7 / 5.1e-6:
@@ -77,6 +81,12 @@ With +packed (1 thread, --reps 5 --no-song --original, nothing else running; thr
   2 threads    one noisy run: original 0.612 / 0.786 s, ours 0.292 / 0.418 s: 2.09x / 1.88x. The two halves of a
                guided step in two Python threads (one core each) take 0.40 s, against 0.43 s for the batched step
                on two intra-op threads: not adopted.
+With +fold (1 thread, --reps 5 --no-song --original; a slow hour of this host, every stage ~7% slower):
+  stages       +packed 0.350 / 0.554 s, +fold 0.338 / 0.543 s per step (CPU time)
+  original     0.764 / 1.181 s per step, ours 0.330 / 0.551 s: 2.31x / 2.14x; another run (original alone
+               against ours, still slower): 0.878 / 1.290 s against 0.351 / 0.608 s, 2.50x / 2.12x
+  2 threads    before +fold: original 0.465 / 0.665 s, ours 0.198 / 0.341 s per step (wall): 2.35x / 1.95x;
+               with it, on the slow hour: 0.546 / 0.760 s against 0.255 / 0.363 s, 2.14x / 2.09x
 Every stage runs the attention in cache-sized chunks of queries (2^17 weights without gradients, 08_encoders):
 identical numbers, ~3% off a step against the former 2^24 in an interleaved A/B.
 Tried with +packed and not adopted (no gain measured): GELU fused into the GEGLU product as a oneDNN post-op;

@@ -373,7 +373,7 @@ def fold_prompt_attention(unet: nn.Module) -> int:
             m.__class__ = PromptAttention; n += 1
     return n
 
-# %% ../nbs/10_unet.ipynb #adf6ec9d
+# %% ../nbs/10_unet.ipynb #5793eadb
 _ONEDNN: list = []
 
 def onednn_packing() -> bool:
@@ -449,7 +449,7 @@ def use_packed_weights(module: nn.Module) -> int:
         elif type(m) is PointwiseConv1d: m.__class__ = PackedPointwiseConv1d; n += 1
     return n
 
-# %% ../nbs/10_unet.ipynb #5e775bf7
+# %% ../nbs/10_unet.ipynb #8f0bd85f
 def winograd_matrices(m: int = 4, points=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(A^T (m, n), G (n, 3), B^T (n, n)), n = m + 2, of Winograd's F(m, 3) for the n - 1 finite `points`
     (default 0, ±1, ±2, ±1/2, ... as needed) and infinity, in float64: y = A^T [(G g) * (B^T d)]."""
@@ -469,7 +469,7 @@ def winograd_matrices(m: int = 4, points=None) -> tuple[torch.Tensor, torch.Tens
     grid = (BT * 2 ** 20).round() / 2 ** 20                  # snap inversion rounding (1e-15) to exact dyadic values
     return ev(m).T.contiguous(), ev(3) / f[:, None], torch.where((BT - grid).abs() < 1e-9, grid, BT)
 
-# %% ../nbs/10_unet.ipynb #af291bf7
+# %% ../nbs/10_unet.ipynb #bdd20251
 def winograd_weight(w: torch.Tensor, m: int = 4) -> torch.Tensor:
     "3-tap Conv1d weights (C_out, C_in, 3) -> U = G w as (m + 2, C_in, C_out) (transformed in float64)."
     _, G, _ = winograd_matrices(m)
@@ -532,7 +532,7 @@ def use_winograd(module: nn.Module, min_channels: int = 128) -> int:
             m.__class__ = WinogradConv1d; n += 1
     return n
 
-# %% ../nbs/10_unet.ipynb #148bddb6
+# %% ../nbs/10_unet.ipynb #353cb9ea
 def parameter_table(unet: UNetModel) -> list[tuple[str, str, int]]:
     "(block name, child types, parameter count) for every block of the U-Net."
     rows = [("time_embed", "MLP", sum(p.numel() for p in unet.time_embed.parameters()))]
