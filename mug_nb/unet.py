@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .vae import Normalize, Downsample, Upsample
-from .encoders import ContextualTransformer, CrossAttention, relative_index
+from .encoders import ContextualTransformer, CrossAttention
 from .s4 import S4Layer
 
 # %% auto #0
@@ -354,15 +354,12 @@ class PromptAttention(CrossAttention):
         return G, H, self.to_out[0].bias
 
     def _folded_tables(self, n: int, m: int, device):
-        "The relative tables gathered as (n, heads·m) rows: scale · P and C."
-        P, C = self.relative_position_embedding, self.C_embedding
-        idx = lambda: relative_index(n, m, self.position_max_embedding, device)
-        rows = lambda T, i: T[i].transpose(1, 2).reshape(n, -1).contiguous()   # (n, m, h) -> (n, h·m)
-        if P.is_inference() or C.is_inference(): i = idx(); return rows(P, i) * self.scale, rows(C, i)
-        key = (n, m, str(device), P.dtype, P.data_ptr(), P._version, C.data_ptr(), C._version)
+        "CrossAttention's relative tables (h, n, m) as (n, h·m) rows: scale · P and C, kept while those are the same."
+        P, C = self.tables(n, m, device)                          # gathered and cached by CrossAttention
         hit = self._table_cache.get("folded")
-        if hit is None or hit[0] != key:
-            i = idx(); hit = self._table_cache["folded"] = (key, (rows(P, i) * self.scale, rows(C, i)))
+        if hit is None or hit[0][0] is not P or hit[0][1] is not C:
+            rows = lambda T: T.transpose(0, 1).reshape(n, -1)     # (h, n, m) -> (n, h·m), a copy
+            hit = self._table_cache["folded"] = ((P, C), (rows(P) * self.scale, rows(C)))
         return hit[1]
 
 def fold_prompt_attention(unet: nn.Module) -> int:
