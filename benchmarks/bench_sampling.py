@@ -91,7 +91,10 @@ Every stage runs the attention in cache-sized chunks of queries (2^17 weights wi
 identical numbers, ~3% off a step against the former 2^24 in an interleaved A/B.
 Tried with +packed and not adopted (no gain measured): GELU fused into the GEGLU product as a oneDNN post-op;
 the residual addition fused into the output products; tracing + freezing (TorchScript cannot trace the packed
-ops, so tracing takes the plain path and lands where eager +packed already is).
+ops, so tracing takes the plain path and lands where eager +packed already is); with +fold: the feed-forward in
+row chunks (0.9-1.05x), the GEGLU's value and gate as two products (+/-0.5 ms per block), the Winograd tile
+transforms as a strided depthwise convolution or an einsum (slower), or compiled by inductor around the eager
+packed products (0.95-1.11x per layer; inductor cannot lower the packed products themselves without freezing).
 The original's code is slower than our baseline stage (0.433 s at 1 thread in the same run): its 16 S4 kernels
 take 0.35 s of its 0.74 s step, computed at every call with a dense Cauchy sum over all N x L pairs. Run to run
 the figures move by ~10% on this shared machine, so compare ratios from one run.
