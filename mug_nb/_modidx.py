@@ -555,6 +555,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mug_nb.unet.packed_linear': ('unet.html#packed_linear', 'mug_nb/unet.py'),
                              'mug_nb.unet.packed_weight': ('unet.html#packed_weight', 'mug_nb/unet.py'),
                              'mug_nb.unet.parameter_table': ('unet.html#parameter_table', 'mug_nb/unet.py'),
+                             'mug_nb.unet.tensor_key': ('unet.html#tensor_key', 'mug_nb/unet.py'),
                              'mug_nb.unet.timestep_embedding': ('unet.html#timestep_embedding', 'mug_nb/unet.py'),
                              'mug_nb.unet.use_matmul_pointwise': ('unet.html#use_matmul_pointwise', 'mug_nb/unet.py'),
                              'mug_nb.unet.use_packed_weights': ('unet.html#use_packed_weights', 'mug_nb/unet.py'),

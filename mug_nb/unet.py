@@ -18,7 +18,7 @@ from .s4 import S4Layer
 # %% auto #0
 __all__ = ['PACK_MIN_WEIGHTS', 'UNetError', 'timestep_embedding', 'TimestepBlock', 'zero_module', 'TimestepResBlock',
            'AudioConcatBlock', 'LSTMLayer', 'TimestepEmbedSequential', 'UNetModel', 'audio_constants',
-           'PointwiseConv1d', 'use_matmul_pointwise', 'MemoLinear', 'cache_prompt_kv', 'PromptAttention',
+           'PointwiseConv1d', 'use_matmul_pointwise', 'tensor_key', 'MemoLinear', 'cache_prompt_kv', 'PromptAttention',
            'fold_prompt_attention', 'onednn_packing', 'packable', 'packed_weight', 'packed_linear', 'cached_weight',
            'PackedLinear', 'PackedPointwiseConv1d', 'use_packed_weights', 'winograd_matrices', 'winograd_weight',
            'winograd_packed', 'winograd_conv1d', 'WinogradConv1d', 'use_winograd', 'parameter_table']
@@ -294,12 +294,16 @@ def use_matmul_pointwise(module: nn.Module) -> int:
     return n
 
 # %% ../nbs/10_unet.ipynb #2dfe98a3
+def tensor_key(t: torch.Tensor) -> tuple:
+    """What identifies a tensor's current contents for a memo: storage, shape, strides, dtype and version counter
+    (-1 for an inference tensor, which has none: callers hold on to such inputs and never memoise on such weights)."""
+    return t.data_ptr(), tuple(t.shape), t.stride(), t.dtype, -1 if t.is_inference() else t._version
+
 class MemoLinear(nn.Linear):
     "A Linear that reuses its last output when called again on the same (unchanged) input without autograd."
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or torch.is_grad_enabled() or self.weight.is_inference(): return super().forward(x)
-        key = (x.data_ptr(), tuple(x.shape), x.stride(), -1 if x.is_inference() else x._version,
-               self.weight._version, self.weight.data_ptr())
+        key = (tensor_key(x), tensor_key(self.weight))
         memo = getattr(self, "_memo", None)
         if memo is not None and memo[0] == key: return memo[2]
         y = super().forward(x)
@@ -335,9 +339,7 @@ class PromptAttention(CrossAttention):
         "G = scale · W_qᵀ Kᵀ and H = V W_oᵀ per head, memoised on the prompt tensor and the weights."
         lin = (self.to_q, self.to_k, self.to_v, self.to_out[0])
         if any(l.weight.is_inference() for l in lin): return self._fold(context)   # no version counters: no memo
-        key = (context.data_ptr(), tuple(context.shape), context.stride(), context.dtype,
-               -1 if context.is_inference() else context._version,
-               *[(l.weight.data_ptr(), l.weight._version) for l in lin])
+        key = (tensor_key(context), *[tensor_key(l.weight) for l in lin])
         memo = getattr(self, "_fold_memo", None)
         if memo is None or memo[0] != key:
             memo = self._fold_memo = (key, self._fold(context), context)   # holding the prompt keeps its memory
