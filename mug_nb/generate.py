@@ -594,6 +594,9 @@ def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dic
     import torch
     if not 0 <= start_ms < end_ms: raise GenerateError(f"inpaint range must satisfy 0 <= start < end, got {start_ms}..{end_ms}")
     song = prepare_audio(audio)
+    if start_ms >= song.duration_ms:
+        raise GenerateError(f"inpaint range {start_ms / 1000:.1f}-{end_ms / 1000:.1f} s is outside the song "
+                            f"({song.duration_ms / 1000:.1f} s long)")
     model = model if model is not None else load_bundled()
     steps, cfg_scale = sampling_settings(model, steps, cfg_scale)
     seed = int(seed) if seed is not None else secrets.randbelow(10**8) + 1
