@@ -97,6 +97,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'mug_nb.diffusion._double': ('diffusion.html#_double', 'mug_nb/diffusion.py'),
                                   'mug_nb.diffusion._extract': ('diffusion.html#_extract', 'mug_nb/diffusion.py'),
                                   'mug_nb.diffusion._guided_eps': ('diffusion.html#_guided_eps', 'mug_nb/diffusion.py'),
+                                  'mug_nb.diffusion._keep_known': ('diffusion.html#_keep_known', 'mug_nb/diffusion.py'),
                                   'mug_nb.diffusion._to_eps': ('diffusion.html#_to_eps', 'mug_nb/diffusion.py'),
                                   'mug_nb.diffusion.ddim_parameters': ('diffusion.html#ddim_parameters', 'mug_nb/diffusion.py'),
                                   'mug_nb.diffusion.ddim_sample': ('diffusion.html#ddim_sample', 'mug_nb/diffusion.py'),

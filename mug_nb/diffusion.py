@@ -193,15 +193,25 @@ def ddim_parameters(alphas_cumprod: torch.Tensor, ts: np.ndarray, eta: float = 0
     sigmas = eta * np.sqrt((1 - a_prev) / (1 - a64) * (1 - a64 / a_prev))
     return {"timesteps": ts, "alphas": a, "alphas_prev": a_prev, "sigmas": sigmas, "sqrt_one_minus_alphas": (1.0 - a).sqrt()}
 
-# %% ../nbs/11_diffusion.ipynb #773baa88
+# %% ../nbs/11_diffusion.ipynb #d8ab3378
+def _keep_known(x, mask, x0_known, a_prev, generator, last: bool):
+    "mask · x + (1 - mask) · (x0_known re-noised to ᾱ_prev; x0_known itself after the last step)."
+    noise = torch.randn(x.shape, generator=generator).to(x.device)       # drawn every step, the last one too
+    known = x0_known if last else a_prev.sqrt() * x0_known + (1.0 - a_prev).sqrt() * noise
+    return mask * x + (1 - mask) * known
+
+# %% ../nbs/11_diffusion.ipynb #0875e2b2
 @torch.no_grad()
 def ddim_sample(model, shape, c, w, steps: int, cfg_scale: float = 1.0, uc=None, eta: float = 0.0,
                 x_T: torch.Tensor | None = None, return_intermediates: bool = False, sched=None,
                 generator: torch.Generator | None = None, callback: Callable | None = None,
-                method: str = "uniform", temperature: float = 1.0, parameterization: str | None = None):
+                method: str = "uniform", temperature: float = 1.0, parameterization: str | None = None,
+                mask: torch.Tensor | None = None, x0_known: torch.Tensor | None = None):
     """DDIM sampling of a latent of `shape` (B, 16, L) with prompt `c`, audio maps `w` and optional guidance.
     Returns the final latent, or (latent, {'x_inter': [...], 'pred_x0': [...]}) with every step.
-    The network's output kind (eps, v, x0) defaults to `model.parameterization` (eps when absent)."""
+    The network's output kind (eps, v, x0) defaults to `model.parameterization` (eps when absent).
+    Inpainting: where `mask` (broadcastable to `shape`) is 0, x is replaced after every step by `x0_known`
+    re-noised to the step's level (one draw from `generator` per step) and, after the last, by `x0_known` itself."""
     sched = model if sched is None else sched
     param = getattr(model, "parameterization", "eps") if parameterization is None else parameterization
     eps_fn = _denoiser(model)
@@ -210,6 +220,8 @@ def ddim_sample(model, shape, c, w, steps: int, cfg_scale: float = 1.0, uc=None,
     device = ac.device
     x = torch.randn(shape, generator=generator).to(device) if x_T is None else x_T.to(device)
     if tuple(x.shape) != tuple(shape): raise DiffusionError(f"ddim_sample: x_T has shape {tuple(x.shape)}, expected {tuple(shape)}")
+    if (mask is None) != (x0_known is None): raise DiffusionError("ddim_sample: give both `mask` and `x0_known`, or neither")
+    if mask is not None: mask, x0_known = mask.to(device, x.dtype), x0_known.to(device, x.dtype)
     inter = {"x_inter": [x], "pred_x0": [x]}
     B, n = shape[0], len(p["timesteps"])
     doubled = _double(c, w, uc) if cfg_scale != 1.0 else None   # built once: the U-Net caches its audio work
@@ -224,11 +236,12 @@ def ddim_sample(model, shape, c, w, steps: int, cfg_scale: float = 1.0, uc=None,
         x = a_prev.sqrt() * pred_x0 + dir_xt
         if p["sigmas"][index] > 0:
             x = x + sigma * torch.randn(x.shape, generator=generator).to(device) * temperature
+        if mask is not None: x = _keep_known(x, mask, x0_known, a_prev, generator, last=index == 0)
         if callback: callback(i, x, pred_x0)
         if return_intermediates: inter["x_inter"].append(x); inter["pred_x0"].append(pred_x0)
     return (x, inter) if return_intermediates else x
 
-# %% ../nbs/11_diffusion.ipynb #7847032d
+# %% ../nbs/11_diffusion.ipynb #b21f7632
 def schedule_point(schedule: str, t: int, timesteps: int = 1000) -> dict:
     "ᾱ_t, SNR_t, signal and noise scales of a named schedule at t."
     if not 0 <= t < timesteps: raise DiffusionError(f"t must be in [0, {timesteps}), got {t}")
@@ -247,7 +260,7 @@ def noised_view(x0: torch.Tensor, schedule: str, t: int, seed: int = 0, decode: 
         with torch.no_grad(): out["decoded"] = decode(xt[None])[0]
     return out
 
-# %% ../nbs/11_diffusion.ipynb #76010a09
+# %% ../nbs/11_diffusion.ipynb #29c31da4
 def noise_schedule_widget(x0: torch.Tensor, decode: Callable | None = None, show_decoded: Callable | None = None):
     "Interactive view: schedule dropdown + t slider -> ᾱ/SNR curve, noised latent, optional decoded chart."
     import ipywidgets as W

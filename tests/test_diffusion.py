@@ -161,3 +161,65 @@ def test_v_and_x0_models_sample_like_eps():
     assert (a - b).abs().max() < 1e-3
     with pytest.raises(DiffusionError):
         ddim_sample(Gauss(0.5), xT.shape, None, None, 2, sched=S, x_T=xT, parameterization="score")
+
+
+class AsV(nn.Module):
+    "Gauss(s)'s optimal eps, returned as a v prediction."
+    def __init__(self, s=0.5): super().__init__(); self.eps = Gauss(s)
+    def forward(self, x, t, c=None, w=None):
+        eps = self.eps(x, t, c)
+        x0 = (x - _extract(S.sqrt_one_minus_alphas_cumprod, t, x) * eps) / _extract(S.sqrt_alphas_cumprod, t, x)
+        return v_target(S, x0, eps, t)
+
+
+def test_inpainting_keeps_the_known_part_with_a_v_model():
+    known = torch.full((8, 4, 32), 2.0)
+    mask = torch.ones(1, 1, 32); mask[..., :16] = 0
+    g = lambda: torch.Generator().manual_seed(3)
+    v = ddim_sample(AsV(), known.shape, None, None, 20, sched=S, parameterization="v", mask=mask, x0_known=known, generator=g())
+    e = ddim_sample(Gauss(0.5), known.shape, None, None, 20, sched=S, mask=mask, x0_known=known, generator=g())
+    assert torch.equal(v[..., :16], known[..., :16]) and (v - e).abs().max() < 1e-3      # v and eps models agree
+    assert abs(v[..., 16:].std().item() - 0.5) < 0.1
+    free = ddim_sample(AsV(), known.shape, None, None, 20, sched=S, parameterization="v", generator=g())
+    every = ddim_sample(AsV(), known.shape, None, None, 20, sched=S, parameterization="v", generator=g(),
+                        mask=torch.ones(1, 1, 32), x0_known=known)
+    assert torch.allclose(every, free)                        # mask 1 everywhere: plain sampling, same noise order
+    with pytest.raises(DiffusionError, match="both"):
+        ddim_sample(AsV(), known.shape, None, None, 2, sched=S, mask=mask)
+
+
+def test_inpainting_works_for_x0_models():
+    class AsX0(nn.Module):
+        def forward(self, x, t, c=None, w=None):
+            eps = Gauss(0.5)(x, t)
+            return (x - _extract(S.sqrt_one_minus_alphas_cumprod, t, x) * eps) / _extract(S.sqrt_alphas_cumprod, t, x)
+    known, mask = torch.full((4, 4, 32), -1.0), (torch.arange(32) >= 8).float()
+    a = ddim_sample(Gauss(0.5), known.shape, None, None, 10, sched=S, mask=mask, x0_known=known,
+                    generator=torch.Generator().manual_seed(0))
+    b = ddim_sample(AsX0(), known.shape, None, None, 10, sched=S, mask=mask, x0_known=known, parameterization="x0",
+                    generator=torch.Generator().manual_seed(0))
+    assert torch.equal(b[..., :8], known[..., :8]) and (a - b).abs().max() < 1e-3
+
+
+def test_inpainting_reproduces_the_repaint_loop_of_generate():
+    "The loop `generate.inpaint_latents` had (guided, eps, noise: x_T then one draw per step) gives the same latent."
+    import math
+    c, uc = torch.full((1, 1), 0.5), torch.full((1, 1), 1.0)
+    z0 = torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(7))
+    m = (torch.arange(32) >= 12).float()[None, None]
+    net, steps, scale, seed = Gauss(), 10, 3.0, 5
+    ab = torch.as_tensor(np.asarray(S.alphas_cumprod.detach().cpu(), np.float64))
+    ts, g = ddim_timesteps(steps, len(ab)), torch.Generator().manual_seed(seed)
+    x = torch.randn(z0.shape, generator=g)
+    for i in range(len(ts) - 1, -1, -1):
+        a_t, a_prev = float(ab[ts[i]]), float(ab[ts[i - 1]] if i > 0 else ab[0])
+        t = torch.full((1,), int(ts[i]), dtype=torch.long)
+        e_u, e_c = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([uc, c])).chunk(2)
+        eps = e_u + scale * (e_c - e_u)
+        x0 = (x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
+        x = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * eps
+        known = math.sqrt(a_prev) * z0 + math.sqrt(1 - a_prev) * torch.randn(z0.shape, generator=g)
+        x = m * x + (1 - m) * (known if i > 0 else z0)
+    ours = ddim_sample(net, z0.shape, c, None, steps, cfg_scale=scale, uc=uc, sched=S, mask=m, x0_known=z0,
+                       generator=torch.Generator().manual_seed(seed))
+    assert (ours - x).abs().max() < 1e-5
