@@ -51,6 +51,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'mug_nb.cli._row': ('cli.html#_row', 'mug_nb/cli.py'),
                             'mug_nb.cli._run': ('cli.html#_run', 'mug_nb/cli.py'),
                             'mug_nb.cli._scan_sets': ('cli.html#_scan_sets', 'mug_nb/cli.py'),
+                            'mug_nb.cli._table': ('cli.html#_table', 'mug_nb/cli.py'),
                             'mug_nb.cli.build_parser': ('cli.html#build_parser', 'mug_nb/cli.py'),
                             'mug_nb.cli.chart_info': ('cli.html#chart_info', 'mug_nb/cli.py'),
                             'mug_nb.cli.main': ('cli.html#main', 'mug_nb/cli.py'),

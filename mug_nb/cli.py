@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import zipfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['chart_info', 'build_parser', 'main']
+__all__ = ['chart_info', 'set_info', 'build_parser', 'main']
 
 # %% ../nbs/17_cli.ipynb #78d87363
 def _bpm_range(beatmap) -> tuple[float, float] | None:
@@ -20,15 +22,14 @@ def _bpm_range(beatmap) -> tuple[float, float] | None:
     return (round(min(bpms), 3), round(max(bpms), 3)) if bpms else None
 
 
-def chart_info(path: str | Path, features: bool = True) -> dict:
-    "Key count, note and hold counts, duration and BPM range of the chart at `path` (plus features if asked)."
-    from mug_nb.osu import read_osu
-    bm = read_osu(Path(path))
+def _beatmap_info(bm, shown: str, features: bool = True) -> dict:
+    "The summary of one parsed chart; `shown` is the path to print for it."
     notes = bm.notes
     holds = sum(n.end is not None for n in notes)
     start = min((n.time for n in notes), default=0)
     end = max((n.end if n.end is not None else n.time for n in notes), default=0)
-    info = {"path": str(path), "title": bm.metadata.get("Title", ""), "version": bm.metadata.get("Version", ""),
+    info = {"path": shown, "title": bm.metadata.get("Title", ""), "artist": bm.metadata.get("Artist", ""),
+            "version": bm.metadata.get("Version", ""),
             "key_count": bm.key_count, "notes": len(notes), "holds": holds,
             "duration_s": round((end - start) / 1000, 3), "bpm_range": _bpm_range(bm)}
     if features and notes:
@@ -39,7 +40,91 @@ def chart_info(path: str | Path, features: bool = True) -> dict:
         info.update(summary(bm))
     return info
 
+
+def chart_info(path: str | Path, features: bool = True) -> dict:
+    "Key count, note and hold counts, duration and BPM range of the chart at `path` (plus features if asked)."
+    from mug_nb.osu import read_osu
+    return _beatmap_info(read_osu(Path(path)), str(path), features)
+
 # %% ../nbs/17_cli.ipynb #2ff781d6
+def _scan_sets(folder: Path) -> list[tuple[Path, list[Path] | None]]:
+    "The beatmap sets below `folder`, sorted: `(folder, its .osu files)`, or `(archive, None)` for an `.osz`."
+    sets = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        charts = sorted(f for f in filenames if f.lower().endswith(".osu"))
+        if charts: sets.append((Path(dirpath), [Path(dirpath, f) for f in charts]))
+        sets += [(Path(dirpath, f), None) for f in sorted(filenames) if f.lower().endswith(".osz")]
+    return sets
+
+
+def _charts_of(where: Path, files) -> tuple[list, list]:
+    "`(shown path, Beatmap)` for each readable chart of one set, and `{path, reason}` for each unreadable one."
+    from mug_nb.osu import OsuError, read_osu, read_osz
+    if files is None:  # an .osz is read (and checked) as a whole by `read_osz`
+        arc = read_osz(where)
+        return ([(f"{where}:{n}", bm) for n, bm in sorted(arc.charts.items())],
+                [dict(path=f"{where}:{n}", reason=r) for n, r in sorted(arc.skipped.items())])
+    good, bad = [], []
+    for f in files:
+        try: good.append((str(f), read_osu(f)))
+        except OsuError as e: bad.append(dict(path=str(f), reason=str(e)))
+    return good, bad
+
+# %% ../nbs/17_cli.ipynb #bddc663d
+def set_info(path: str | Path, features: bool = True) -> dict:
+    "Summaries of the charts in an `.osz`, a beatmap-set folder or a Songs folder, set by set, plus what was skipped."
+    from mug_nb.osu import OsuError
+    path = Path(path)
+    units = _scan_sets(path) if path.is_dir() else [(path, None)]
+    if not units: raise OsuError(f"{path}: expected .osu charts or .osz archives in this folder, found none")
+    sets, skipped = [], []
+    for where, files in units:
+        try: found, bad = _charts_of(where, files)
+        except (OsuError, OSError) as e:
+            if not path.is_dir(): raise  # the one archive asked about is itself broken
+            skipped.append(dict(path=str(where), reason=str(e))); continue
+        charts = []
+        for shown, bm in found:
+            try: charts.append(_beatmap_info(bm, shown, features))
+            except ValueError as e: bad.append(dict(path=shown, reason=str(e)))  # e.g. an unreadable key count
+        skipped += bad
+        if charts: sets.append(dict(path=str(where), title=charts[0]["title"], artist=charts[0]["artist"], charts=charts))
+    return dict(path=str(path), n_sets=len(sets), n_charts=sum(len(s["charts"]) for s in sets),
+                sets=sets, skipped=skipped)
+
+# %% ../nbs/17_cli.ipynb #1162a341
+_COLUMNS = ["version", "keys", "notes", "holds", "length", "bpm", "stars", "msd"]
+
+def _row(c: dict) -> list[str]:
+    "One table row: the chart's version, keys, notes, holds, length, BPM, star rating and overall MSD."
+    lo, hi = c["bpm_range"] or (None, None)
+    bpm = "" if lo is None else f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+    overall = (c.get("skillsets") or {}).get("overall")
+    return [c["version"], str(c["key_count"]), str(c["notes"]), str(c["holds"]), f"{c['duration_s']:.1f}s", bpm,
+            f"{c['star_rating']:.2f}" if "star_rating" in c else "", "" if overall is None else f"{overall:.1f}"]
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    "Lines of a table: the first column left-aligned, the others right-aligned, empty columns dropped."
+    keep = [i for i in range(len(rows[0])) if any(r[i] for r in rows[1:])]
+    widths = {i: max(len(r[i]) for r in rows) for i in keep}
+    return ["  ".join(r[i].ljust(widths[i]) if i == 0 else r[i].rjust(widths[i]) for i in keep) for r in rows]
+
+
+def _print_sets(info: dict, as_json: bool, most: int = 20):
+    if as_json: return _print(info, True)
+    n, m = info["n_charts"], info["n_sets"]
+    print(f"{info['path']}: {n} chart{'s' * (n != 1)} in {m} set{'s' * (m != 1)}, {len(info['skipped'])} skipped")
+    for s in info["sets"]:
+        print(f"\n{s['artist']} - {s['title']}  ({s['path']})")
+        for line in _table([_COLUMNS] + [_row(c) for c in s["charts"]]): print("  " + line)
+    if info["skipped"]: print("\nskipped:")
+    for b in info["skipped"][:most]:
+        print(f"  {b['reason'] if b['path'] in b['reason'] else b['path'] + ': ' + b['reason']}")
+    if len(info["skipped"]) > most: print(f"  ... and {len(info['skipped']) - most} more (--json lists them all)")
+
+# %% ../nbs/17_cli.ipynb #8e1f0016
 def _add_prompt_args(p: argparse.ArgumentParser):
     g = p.add_argument_group("prompt (any subset; unset features are 'missing')")
     g.add_argument("--sr", type=float, metavar="STARS", help="osu! star rating to aim for")
@@ -54,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mug-nb", description="MuG Diffusion for osu!mania, step by step.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("info", help="key count, notes, holds, duration, BPM, star rating and skillsets of a chart")
-    p.add_argument("chart", help=".osu file")
+    p = sub.add_parser("info", help="key count, notes, holds, duration, BPM, star rating and skillsets of charts")
+    p.add_argument("chart", help=".osu file, .osz archive, or a folder (a beatmap set or a whole Songs folder)")
     p.add_argument("--no-features", action="store_true", help="skip star rating, skillsets and prompt")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -84,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("chart", help=".osu file to change (it is not overwritten)")
     p.add_argument("audio", help="the chart's audio file")
     p.add_argument("--start", type=float, metavar="MS", required=True, help="start of the range, ms")
-    p.add_argument("--end", type=float, metavar="MS", required=True, help="end of the range, ms")
+    p.add_argument("--end", type=float, metavar="MS", required=True,
+                   help="end of the range, ms (an end past the song's end means: to the end of the song)")
     p.add_argument("--out", metavar="OSU", help="output .osu (default: a new name beside the chart)")
     p.add_argument("--steps", type=int, metavar="N", default=None,
                    help="DDIM steps (default: the model's own, 10 for the bundled model, else 50)")
@@ -115,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     return ap
 
-# %% ../nbs/17_cli.ipynb #ae4ce994
+# %% ../nbs/17_cli.ipynb #a3c052f4
 def _print(obj, as_json: bool):
     if as_json:
         print(json.dumps(obj, indent=2, default=str))
@@ -141,7 +227,11 @@ def _prompt(args) -> dict:
 
 def _run(args) -> None:
     if args.command == "info":
-        _print(chart_info(args.chart, features=not args.no_features), args.json)
+        path = Path(args.chart)
+        if path.is_dir() or path.suffix.lower() == ".osz" or (path.is_file() and zipfile.is_zipfile(path)):
+            _print_sets(set_info(path, features=not args.no_features), args.json)
+        else:
+            _print(chart_info(path, features=not args.no_features), args.json)
     elif args.command == "invert":
         from mug_nb.generate import invert_chart
         _print(invert_chart(args.chart, rate=args.rate), args.json)
@@ -172,7 +262,7 @@ def _run(args) -> None:
         from mug_nb.evaluate import evaluate_files
         _print(evaluate_files(args.generated, args.reference), args.json)
 
-# %% ../nbs/17_cli.ipynb #7c210586
+# %% ../nbs/17_cli.ipynb #d44aa9cf
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mug-nb` console script."
     args = build_parser().parse_args(argv)

@@ -110,3 +110,90 @@ def test_prepare_reports_bad_files_and_resumes(samples, tmp_path):
     assert [b for b in report["bad"] if "broken" in b["path"]] and all(b["reason"] for b in report["bad"])
     again = json.loads(run(*args).stdout)
     assert again["processed"] == 0 and again["charts"] == report["charts"]
+
+
+# --- info on sets: an .osz, a set folder, a Songs folder ---------------------------------------------------
+
+def _zip_set(folder, target):
+    with zipfile.ZipFile(target, "w") as z:
+        for f in sorted(folder.iterdir()):
+            z.write(f, f.name)
+    return target
+
+
+def test_info_osz_lists_each_chart(samples, tmp_path):
+    from mug_nb.osu import read_osu
+    song = _song(samples)
+    osz = _zip_set(song, tmp_path / "set.osz")
+    r = run("info", str(osz), "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    (s,) = info["sets"]
+    expected = {read_osu(p).metadata["Version"]: len(read_osu(p).notes) for p in song.glob("*.osu")}
+    assert {c["version"]: c["notes"] for c in s["charts"]} == expected and len(expected) == 4
+    assert all(c["key_count"] == 4 and c["star_rating"] > 0 and c["path"].startswith(f"{osz}:") for c in s["charts"])
+    text = run("info", str(osz))
+    assert text.returncode == 0, text.stderr
+    assert "4 charts in 1 set" in text.stdout and all(f"  {v} " in text.stdout for v in expected)
+
+
+def test_info_folder_summarises_set_and_songs_folder(samples, tmp_path):
+    import shutil
+    song = _song(samples)
+    r = run("info", str(song), "--json", "--no-features")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["n_charts"] == len(list(song.glob("*.osu")))
+    songs = tmp_path / "Songs"                  # two folders, one .osz, a broken chart, a broken archive
+    for d in sorted((samples / "songs").iterdir())[:2]:
+        shutil.copytree(d, songs / d.name)
+    _zip_set(sorted((samples / "songs").iterdir())[2], songs / "third.osz")
+    (songs / "x").mkdir()
+    (songs / "x" / "x [Hard].osu").write_text("osu file format v14\n[HitObjects]\nnot,a,note\n")
+    (songs / "junk.osz").write_bytes(b"not a zip")
+    r = run("info", str(songs), "--json", "--no-features")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["n_sets"] == 3 and info["n_charts"] == 12
+    assert sorted(b["path"] for b in info["skipped"]) == [str(songs / "junk.osz"), str(songs / "x" / "x [Hard].osu")]
+    assert all(b["reason"] for b in info["skipped"])
+    text = run("info", str(songs), "--no-features").stdout
+    assert "12 charts in 3 sets, 2 skipped" in text and "junk.osz" in text
+
+
+@pytest.mark.parametrize("case", ["bad_osz", "empty_dir", "missing_osz"])
+def test_info_bad_set_is_one_line_error(case, tmp_path):
+    path = tmp_path / ("empty" if case == "empty_dir" else "a.osz")
+    if case == "bad_osz": path.write_bytes(b"PK\x03\x04 truncated")
+    if case == "empty_dir": path.mkdir()
+    r = run("info", str(path))
+    assert r.returncode == 2
+    assert r.stderr.startswith("mug-nb: error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert str(path) in r.stderr
+
+
+# --- inpaint: a range the song does not have ---------------------------------------------------------------
+
+def test_inpaint_range_after_the_song_is_one_line_error(samples, tmp_path):
+    song = _song(samples)
+    chart = sorted(song.glob("*.osu"))[0]
+    out = tmp_path / "out.osu"
+    r = run("inpaint", str(chart), str(song / "audio.ogg"), "--start", "600000", "--end", "610000", "--out", str(out))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.startswith("mug-nb: error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "outside the song" in r.stderr and not out.exists()
+
+
+def test_inpaint_end_past_the_song_runs_to_its_end(samples, tmp_path):
+    import soundfile as sf
+    from mug_nb.osu import read_osu
+    song = _song(samples)
+    chart = sorted(song.glob("*[[]Hard].osu"))[0]
+    song_ms = sf.info(str(song / "audio.ogg")).duration * 1000
+    start = song_ms - 10000
+    out = tmp_path / "out.osu"
+    r = run("inpaint", str(chart), str(song / "audio.ogg"), "--start", str(start), "--end", str(song_ms + 60000),
+            "--out", str(out), "--steps", "2", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    old, new = read_osu(chart).notes, read_osu(out).notes
+    assert [n for n in new if n.time < start] == [n for n in old if n.time < start]
+    assert all(n.time < song_ms for n in new)
