@@ -18,6 +18,7 @@ import numpy as np
 from .osu import Beatmap, Note, TimingPoint, read_osu, write_osu, dumps_osu, write_osz, read_osz
 from . import chart as C
 from .diffusion import ddim_sample, ddim_timesteps
+from .control import Draft, Knobs, render, goals, steer
 
 # %% auto #0
 __all__ = ['EPS_MS', 'SNAP_DIVISORS', 'TEMPLATE', 'ORIGINAL_GUIDANCE', 'ORIGINAL_STEPS', 'MEL_PER_LATENT', 'AUDIO_EXTS',
@@ -26,8 +27,9 @@ __all__ = ['EPS_MS', 'SNAP_DIVISORS', 'TEMPLATE', 'ORIGINAL_GUIDANCE', 'ORIGINAL
            'timing_points_from_beats', 'postprocess', 'prompt_text', 'make_beatmap', 'unique_path', 'safe_name',
            'osu_filename', 'save_osz', 'preview_figure', 'preview_png', 'click_wav', 'load_bundled', 'guidance_scale',
            'sampling_steps', 'sampling_settings', 'latent_length', 'fit_mel', 'Song', 'prepare_audio', 'model_vocab',
-           'prompt_ids', 'n_steps', 'initial_noise', 'sample_latents', 'decode_notes', 'generate', 'latent_mask',
-           'inpaint_latents', 'splice_notes', 'inpaint', 'generate_to_files', 'invert_chart', 'inpaint_to_file']
+           'prompt_ids', 'n_steps', 'initial_noise', 'sample_latents', 'decode_drafts', 'decode_notes', 'control_text',
+           'generate', 'latent_mask', 'inpaint_latents', 'splice_notes', 'inpaint', 'generate_to_files', 'invert_chart',
+           'inpaint_to_file']
 
 # %% ../nbs/14_generate.ipynb #81811d95
 class GenerateError(ValueError):
@@ -488,34 +490,52 @@ def sample_latents(model, song: Song, prompt: dict, count: int = 4, steps: int =
         return ddim_sample(model, tuple(xT.shape), c, w, steps, cfg_scale=cfg_scale, uc=uc, eta=0.0, x_T=xT, callback=cb)
 
 # %% ../nbs/14_generate.ipynb #131c54cb
-def decode_notes(model, z, duration_ms: float, key_count: int = 4, *, song: Song | None = None,
-                 prompt: dict | None = None, refine: bool = True) -> list[list]:
-    """VAE-decode latents (B, C, L) and read each into a sorted list of notes inside the song. A model with a
-    refiner (11b_refiner) moves the draft's rows onto the audio first, when given the `song` and `prompt`."""
+def decode_drafts(model, z, duration_ms: float, key_count: int = 4, *, song: Song | None = None,
+                  prompt: dict | None = None, refine: bool = True) -> list[Draft]:
+    """VAE-decode latents (B, C, L) into one `Draft` each (13b_control): the logits, and the refiner's rows
+    when the model has a refiner and is given the `song` and `prompt`."""
     import torch
     net = _net(model)
     with torch.no_grad(): logits = net.first_stage_model.decode(z).float()
     refiner = getattr(model, 'refiner', None)
+    rows = [(None, None)] * len(logits)
     if refine and refiner is not None and song is not None:
-        from mug_nb.refiner import prompt_vector, refine_logits
+        from mug_nb.refiner import prompt_vector
         dev, B = _device(model), logits.shape[0]
         mel = torch.as_tensor(fit_mel(song.mel, z.shape[-1]), device=dev)[None].expand(B, -1, -1)
         ids = torch.as_tensor(prompt_ids(prompt or {}, model_vocab(model), clip=True), dtype=torch.long, device=dev)[None]
-        with torch.no_grad(): p = prompt_vector(net.cond_stage_model(ids)).expand(B, -1)
-        logits = refine_logits(refiner, logits, mel, p)
-    else: logits = logits.cpu().numpy()
-    out = []
-    for arr in logits:
-        notes = [n for n in C.array_to_notes(arr, key_count, logits=True) if n.time < duration_ms]
-        out.append(sorted(notes, key=lambda n: (n.time, n.column)))
-    return out
+        with torch.no_grad():
+            p = prompt_vector(net.cond_stage_model(ids)).expand(B, -1)
+            row, offset = refiner(logits, mel.float(), p.float())
+        rows = list(zip(row.cpu().numpy(), offset.cpu().numpy()))
+    return [Draft(a, r, o, key_count, duration_ms) for a, (r, o) in zip(logits.cpu().numpy(), rows)]
+
+def decode_notes(model, z, duration_ms: float, key_count: int = 4, *, song: Song | None = None,
+                 prompt: dict | None = None, refine: bool = True) -> list[list]:
+    "The notes of each decoded draft with the knobs at rest: what the model wrote, before any steering."
+    return [render(d) for d in decode_drafts(model, z, duration_ms, key_count, song=song, prompt=prompt, refine=refine)]
 
 # %% ../nbs/14_generate.ipynb #6313390b
+def _first_timing(draft: Draft, finish) -> list:
+    "Timing points fitted to the draft's notes at rest, or, for an empty draft, at the first density that has notes."
+    for d in (0.0, 2.0, 4.0, 8.0):
+        notes = render(draft, Knobs(density=d))
+        if notes: return finish(notes)
+    return [make_timing_point(0, 120)]
+
+def control_text(report: list[dict]) -> str:
+    "The `AIControl` tag: `sr: asked 4.5, got 4.47 (hit); …`."
+    word = lambda r: ('top two' if r['got'] else 'not top two') if r['asked'] is True else r['got']
+    return '; '.join(f"{r['feature']}: asked {'more' if r['asked'] is True else r['asked']}, got {word(r)} "
+                     f"({'hit' if r['hit'] else 'miss ' + str(r['miss'])})" for r in report)
+
+# %% ../nbs/14_generate.ipynb #99f43e1d
 def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | None = None, cfg_scale: float | None = None,
              seed: int | None = None, model=None, *, snap: int | None = 16, jack_interval: float | None = 90,
              timing: str = 'global', title: str | None = None, artist: str = '', progress=None,
-             refine: bool = True) -> list[Beatmap]:
-    "Charts for a song: `count` post-processed `Beatmap`s (same seed, same charts; `refine`: use the model's refiner)."
+             refine: bool = True, tolerance=1.0) -> list[Beatmap]:
+    """Charts for a song: `count` post-processed `Beatmap`s (same seed, same charts; `refine`: use the model's refiner).
+    `tolerance` (a scale of `TOLERANCE`, a dict of widths, or None to switch it off) steers each chart onto the prompt."""
     prompt = dict(prompt or {})
     from mug_nb.features import DEFAULT_VOCAB
     prompt_ids(prompt, DEFAULT_VOCAB)                        # fail fast, before loading anything
@@ -524,6 +544,8 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | Non
     if cfg_scale is not None and not 0 < float(cfg_scale) <= 50: raise GenerateError(f"cfg_scale must be in (0, 50], got {cfg_scale}")
     if timing not in ('global', 'beats'): raise GenerateError(f"timing must be 'global' or 'beats', got {timing!r}")
     if snap not in (None, 0, *SNAP_DIVISORS): raise GenerateError(f"snap must be one of {sorted(SNAP_DIVISORS)} or None, got {snap}")
+    try: targets = goals(prompt, tolerance) if tolerance is not None else []
+    except ValueError as e: raise GenerateError(str(e)) from None
     song = prepare_audio(audio, title)
     model = model if model is not None else load_bundled()
     steps, cfg_scale = sampling_settings(model, steps, cfg_scale)
@@ -533,21 +555,28 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | Non
     text = prompt_text(prompt, snap=snap, jack=jack_interval, steps=steps, cfg=cfg_scale, seed=seed)
     beat_tps = timing_points_from_beats(beat_times(song.wave)) if timing == 'beats' else None   # once per song
     out = []
-    for i, notes in enumerate(decode_notes(model, z, song.duration_ms, song=song, prompt=prompt, refine=refine)):
-        notes, tps = postprocess(notes, snap=snap, jack_interval=jack_interval, timing=timing, timing_points=beat_tps) \
-            if notes else ([], beat_tps or [make_timing_point(0, 120)])
-        out.append(make_beatmap(notes, tps, title=song.title, artist=artist, version=f'AI v{i + 1}',
-                                audio_filename=song.filename, prompt=f'{text}, variant={i + 1}'))
+    for i, draft in enumerate(decode_drafts(model, z, song.duration_ms, song=song, prompt=prompt, refine=refine)):
+        tps = beat_tps or _first_timing(draft, lambda n: postprocess(n, snap=snap, jack_interval=None, timing=timing)[1])
+        finish = lambda n: make_beatmap(postprocess(n, snap=snap, jack_interval=jack_interval, timing_points=tps)[0], tps)
+        steered = steer(draft, targets, finish)
+        bm = make_beatmap(steered.beatmap.notes, tps, title=song.title, artist=artist, version=f'AI v{i + 1}',
+                          audio_filename=song.filename, prompt=f'{text}, variant={i + 1}')
+        if targets:
+            bm.metadata['AIControl'] = control_text(steered.report())
+            for r in steered.report():
+                if not r['hit']: warnings.warn(f"variant {i + 1}: asked {r['feature']} {r['asked']}, the closest chart "
+                                               f"has {r['got']} (misses by {r['miss']})", stacklevel=2)
+        out.append(bm)
     return out
 
-# %% ../nbs/14_generate.ipynb #24810612
+# %% ../nbs/14_generate.ipynb #e5464e2f
 def latent_mask(start_ms: float, end_ms: float, z_len: int) -> np.ndarray:
     "1 for latent frames that overlap [start_ms, end_ms) (to regenerate), 0 elsewhere."
     frame = C.FRAME_MS * C.LATENT_DOWNSAMPLE
     idx = np.arange(z_len)
     return ((idx + 1) * frame > start_ms) & (idx * frame < end_ms)
 
-# %% ../nbs/14_generate.ipynb #270dde35
+# %% ../nbs/14_generate.ipynb #f765dfec
 def inpaint_latents(model, song: Song, z0, mask, prompt: dict, steps: int = 50, cfg_scale: float = 5.0,
                     seed: int = 0):
     "RePaint-style DDIM: generate where `mask` is 1, keep `z0` (re-noised each step) where it is 0."
@@ -576,7 +605,7 @@ def inpaint_latents(model, song: Song, z0, mask, prompt: dict, steps: int = 50, 
             x = m * x + (1 - m) * (known if i > 0 else z0)
     return x
 
-# %% ../nbs/14_generate.ipynb #cffd5bee
+# %% ../nbs/14_generate.ipynb #09b0897e
 def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
     "Original notes outside [start_ms, end_ms) exactly; generated notes starting inside it, if they fit."
     keep = [n for n in original if not start_ms <= n.time < end_ms]
@@ -586,7 +615,7 @@ def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
     new = [n if n.end is None or n.end < end_ms else dataclasses.replace(n, end=None) for n in new]
     return sorted(keep + new, key=lambda n: (n.time, n.column))
 
-# %% ../nbs/14_generate.ipynb #b28fb2c6
+# %% ../nbs/14_generate.ipynb #ed52af1b
 def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dict | None = None, steps: int | None = None,
             cfg_scale: float | None = None, seed: int | None = None, model=None, *, snap: int | None = 16,
             jack_interval: float | None = 90, refine: bool = True) -> Beatmap:
@@ -623,12 +652,12 @@ def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dic
     out.metadata['AIPrompt'] = prompt_text({k: round(v, 2) if isinstance(v, float) else v for k, v in prompt.items()}, inpaint=f'{start_ms:.0f}-{end_ms:.0f}', steps=steps, cfg=cfg_scale, seed=seed)
     return out
 
-# %% ../nbs/14_generate.ipynb #e5464e2f
+# %% ../nbs/14_generate.ipynb #4d7f263a
 def generate_to_files(audio_path, out_dir, prompt: dict | None = None, count: int = 4, steps: int | None = None,
                       cfg_scale: float | None = None, seed: int | None = None, model=None, *, snap: int | None = 16,
                       jack_interval: float | None = 90, timing: str = 'global', previews: bool = True,
                       click_tracks: bool = False, artist: str = '', title: str | None = None,
-                      refine: bool = True) -> list[Path]:
+                      refine: bool = True, tolerance=1.0) -> list[Path]:
     "Generate `count` charts for a song file and write one new `.osz` per variant (plus `.png` preview, `.wav` clicks)."
     if not isinstance(audio_path, (str, Path)): raise GenerateError("generate_to_files needs a path to an audio file")
     from mug_nb.features import DEFAULT_VOCAB
@@ -637,7 +666,7 @@ def generate_to_files(audio_path, out_dir, prompt: dict | None = None, count: in
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir(): raise GenerateError(f"{out_dir}: exists and is not a folder")
     charts = generate(song, prompt, count, steps, cfg_scale, seed, model, snap=snap, jack_interval=jack_interval,
-                      timing=timing, artist=artist, refine=refine)
+                      timing=timing, artist=artist, refine=refine, tolerance=tolerance)
     paths = []
     for i, bm in enumerate(charts):
         name = safe_name(f"{artist + ' - ' if artist else ''}{song.title} [AI v{i + 1}]")
