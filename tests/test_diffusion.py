@@ -32,12 +32,12 @@ def test_linear_schedule_matches_ldm():
         make_beta_schedule("quadratic")
 
 
-def test_golden_buffers(compat_golden):
-    g = compat_golden[1]
+def test_golden_buffers(compat):
+    g = compat.golden
     buf = schedule_buffers(make_beta_schedule("linear", 1000))
     for k in ("betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod"):
         assert torch.equal(buf[k], g["ddpm_" + k]), k
-    p = ddim_parameters(buf["alphas_cumprod"], ddim_timesteps(10), 0.0)
+    p = ddim_parameters(buf["alphas_cumprod"], ddim_timesteps(compat.meta["ddim_S"]), compat.meta["ddim_eta"])
     assert torch.equal(torch.as_tensor(p["timesteps"]), g["ddim_timesteps"])
     assert torch.equal(p["alphas"], g["ddim_alphas"])
     assert np.array_equal(p["alphas_prev"], g["ddim_alphas_prev"].numpy())

@@ -1,22 +1,27 @@
 """Tests of mug_nb.encoders: prompt embedder, MuG attention, audio encoder; names, sizes and the original's numbers."""
+from dataclasses import asdict
+
 import pytest
 import torch
+import yaml
 
+from conftest import original_keys
+from mug_nb.model import config_from_original
 from mug_nb.encoders import (BasicTransformerBlock, BeatmapFeatureEmbedder, ContextualTransformer, CrossAttention,
                              EncoderError, MelspectrogramScaleEncoder1D, relative_index)
 
 FULL_WAVE = dict(n_freq=128, middle_channels=128, attention_resolutions=[128, 256, 512], num_res_blocks=2,
                  num_heads=8, num_groups=32, dropout=0.0, use_checkpoint=True, channel_mult=[1, 1, 1, 1, 2, 2, 2, 4, 4, 4])
-SMALL_WAVE = dict(FULL_WAVE, middle_channels=16, num_heads=4, num_groups=8)  # = compat_golden/config.yaml
+SMALL_WAVE = dict(FULL_WAVE, middle_channels=16, num_heads=4, num_groups=8)  # the wider ../shared compat_golden
 
 
 def n_params(m):
     return sum(p.numel() for p in m.parameters())
 
 
-def reference_keys(ref, prefix):
-    rows = [line.split("\t") for line in (ref / "original_state_dict_keys.txt").read_text().splitlines()]
-    return [(k[len(prefix):], s) for k, s in rows if k.startswith(prefix)]
+def reference_keys(prefix):
+    "The original's state-dict names (below `prefix`) and shapes for the released config (tests/compat)."
+    return [(k[len(prefix):], s) for k, s in original_keys() if k.startswith(prefix)]
 
 
 def our_keys(module):
@@ -135,16 +140,17 @@ def test_full_sizes():
     assert n_params(MelspectrogramScaleEncoder1D(**FULL_WAVE)) == 49_392_192
 
 
-def test_names_equal_original(shared_reference):
-    assert our_keys(MelspectrogramScaleEncoder1D(**FULL_WAVE)) == reference_keys(shared_reference, "model.wave_model.")
-    assert our_keys(BeatmapFeatureEmbedder(128)) == reference_keys(shared_reference, "model.cond_stage_model.")
+def test_names_equal_original():
+    assert our_keys(MelspectrogramScaleEncoder1D(**FULL_WAVE)) == reference_keys("model.wave_model.")
+    assert our_keys(BeatmapFeatureEmbedder(128)) == reference_keys("model.cond_stage_model.")
     ct = ContextualTransformer(256, 8, 32, context_dim=128, checkpoint=False)  # a U-Net transformer at 256 channels
-    assert our_keys(ct) == reference_keys(shared_reference, "model.unet_model.input_blocks.6.1.")
+    assert our_keys(ct) == reference_keys("model.unet_model.input_blocks.6.1.")
 
 
 @pytest.fixture(scope="module")
-def golden(compat_golden):
-    return compat_golden
+def golden(compat):
+    "(state dict, outputs, Config) of the committed compat fixture (tests/compat)."
+    return compat.sd, compat.golden, config_from_original(yaml.safe_load(compat.config.read_text()))
 
 
 def sub(sd, prefix):
@@ -152,20 +158,20 @@ def sub(sd, prefix):
 
 
 def test_compat_prompt_embedding(golden):
-    sd, g = golden
-    emb = BeatmapFeatureEmbedder(32).eval()
+    sd, g, cfg = golden
+    emb = BeatmapFeatureEmbedder(cfg.prompt.embed_dim).eval()
     emb.load_state_dict(sub(sd, "model.cond_stage_model."))
     with torch.inference_mode():
         assert torch.allclose(emb(g["prompt_ids"]), g["cond_out"], atol=1e-4, rtol=0)
 
 
 def test_compat_audio_encoder(golden):
-    sd, g = golden
-    enc = MelspectrogramScaleEncoder1D(**SMALL_WAVE).eval()
+    sd, g, cfg = golden
+    enc = MelspectrogramScaleEncoder1D(**asdict(cfg.audio)).eval()
     enc.load_state_dict(sub(sd, "model.wave_model."))
     with torch.inference_mode():
         outs = enc(g["wave_in"])
-        long = enc(torch.cat([g["wave_in"][:1]] * 4, dim=-1))[-4:]
+        long = enc(torch.cat([g["wave_in"][:1]] * (g["long_x"].shape[-1] // g["unet_x"].shape[-1]), dim=-1))[-4:]
     assert len(outs) == len(g["wave_out"]) == 10
     for ours, ref in zip(outs, g["wave_out"]):
         assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-4, rtol=0), (ours - ref).abs().max()

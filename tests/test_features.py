@@ -54,16 +54,18 @@ def test_compat_layout_and_collision():
     assert prompt_to_ids({"sr": 1.2}, COMPAT_VOCAB)[0] == 1                # float truncation kept
 
 
-def test_golden_pt_prompt_ids(shared_reference):
-    torch = pytest.importorskip("torch")
-    g = torch.load(shared_reference / "compat_golden" / "golden.pt", weights_only=True)
-    want = g["prompt_ids"].numpy()
-    got = np.stack([prompt_to_ids(p, COMPAT_VOCAB) for p, _ in GOLDEN])
+def test_golden_prompt_ids(compat):
+    "The ids the original's feature_dict_to_embedding_ids gave for the fixture's prompts (tests/compat)."
+    prompts, want = compat.meta["prompts"], compat.golden["prompt_ids"].numpy()
+    assert [p for p, _ in GOLDEN] == prompts[:3] and len(prompts) == len(want) == 4
+    got = np.stack([prompt_to_ids(p, COMPAT_VOCAB) for p in prompts])
     assert (got == want).all()
 
 
-def test_shipped_yaml_matches_table(shared_reference):
-    assert asset_path().read_bytes() == (shared_reference / "compat_golden" / "mania_beatmap_features.yaml").read_bytes()
+def test_shipped_yaml_matches_table(compat):
+    "The shipped vocabulary is byte for byte the original's configs/mug/mania_beatmap_features.yaml (its sha256)."
+    import hashlib
+    assert hashlib.sha256(asset_path().read_bytes()).hexdigest() == compat.meta["features_yaml_sha256"]
     assert Vocabulary.from_yaml(asset_path()).features == COMPAT_VOCAB.features
 
 

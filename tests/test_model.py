@@ -9,6 +9,7 @@ import yaml
 from mug_nb.model import (Config, build_model, load_original, save_checkpoint, load_checkpoint, ModelError,
                           safe_torch_load, config_from_original, check_config)
 from mug_nb.diffusion import ddim_sample, SCHEDULE_BUFFERS
+from conftest import original_keys
 
 torch.set_num_threads(1)
 
@@ -22,9 +23,9 @@ def full():
     return build_model(Config.full())
 
 
-def test_full_state_dict_matches_original_line_for_line(full, shared_reference):
+def test_full_state_dict_matches_original_line_for_line(full):
     ours = [f"{k}\t{list(v.shape)}".replace(" ", "") for k, v in full.state_dict().items()]
-    ref = [l.replace(" ", "") for l in (shared_reference / "original_state_dict_keys.txt").read_text().splitlines() if l.strip()]
+    ref = [f"{k}\t{s}".replace(" ", "") for k, s in original_keys()]
     assert len(ours) == len(ref) == 1515
     assert ours == ref
 
@@ -40,8 +41,82 @@ def test_full_counts(full):
     assert not any(p.requires_grad for p in full.model.first_stage_model.parameters())
 
 
-def test_golden_replay(shared_reference):
-    """Replay the fixture's calls in its README's order (S4 state changes at the first longer call)."""
+def s4_kernels(m):
+    return [k for k in m.modules() if type(k).__name__ == "SSKernelNPLR"]
+
+
+def test_compat_golden_replay(compat, tmp_path):
+    """The committed fixture (tests/compat/README.md) through `load_original`, replayed in the order it was recorded
+    (the S4 layers change state at the first longer call); every number within 1e-4 of the original's."""
+    g, meta = compat.golden, compat.meta
+    torch.save({"state_dict": compat.sd, "epoch": 1, "global_step": 2}, tmp_path / "model.ckpt")
+    m = load_original(tmp_path / "model.ckpt", compat.config)
+    assert m.load_report.ok and not isinstance(m, dict)
+    kernels = s4_kernels(m)
+    assert [int(k.L) for k in kernels] == g["s4_L_loaded"].tolist() and len(kernels) == len(meta["s4_layers"]) == 8
+    S, n = meta["setup_latent"], meta["setup_latent"] * meta["mel_per_latent"]
+    with torch.inference_mode():
+        c = m.model.cond_stage_model(g["prompt_ids"])                                   # (a)
+        assert err(c, g["cond_out"]) < 1e-4
+        w = m.model.wave_model(g["wave_in"])                                            # (b)
+        assert len(w) == len(g["wave_out"]) == 10
+        assert all(a.shape == b.shape for a, b in zip(w, g["wave_out"]))
+        assert max(err(a, b) for a, b in zip(w, g["wave_out"])) < 1e-4
+        setup = lambda: m(g["unet_x"][:1, :, :S], g["setup_t"], c[1:2], m.model.wave_model(g["wave_in"][:1, :, :n]))
+        assert err(setup(), g["setup_eps_reloaded"]) < 1e-4 and err(g["setup_eps"], g["setup_eps_reloaded"]) == 0
+        eps = m(g["unet_x"], g["unet_t"], g["unet_context"], w)                         # (c): S4 doubling
+        assert err(eps, g["unet_eps"]) < 1e-4
+        assert [int(k.L) for k in kernels] == g["s4_L_after_c"].tolist()
+        assert err(setup(), g["setup_eps_after_doubling"]) < 1e-4
+        post = m.model.first_stage_model.encode(g["vae_note_in"])                       # (d)
+        assert err(post.parameters, g["vae_posterior_parameters"]) < 1e-4 and err(post.logvar, g["vae_logvar"]) < 1e-4
+        assert err(post.mean, g["vae_mean"]) < 1e-4 and err(post.mode(), g["vae_mode"]) < 1e-4
+        assert err(m.model.first_stage_model.decode(g["vae_z"]), g["vae_decoded"]) < 1e-4
+        shape = tuple(g["ddim_x_T"].shape[1:])                                           # (e) guided DDIM
+        x, inter = ddim_sample(m, (2, *shape), g["ddim_c"], w, meta["ddim_S"], cfg_scale=meta["cfg_scale"],
+                               uc=g["ddim_uc"], eta=meta["ddim_eta"], x_T=g["ddim_x_T"], return_intermediates=True)
+        scale = g["ddim_samples"].abs().max().item()                                     # latents reach ~55: relative
+        assert err(x, g["ddim_samples"]) / scale < 1e-4
+        assert len(inter["x_inter"]) == len(g["ddim_x_inter"]) == meta["ddim_S"] + 1
+        assert max(err(a, b) for a, b in zip(inter["x_inter"], g["ddim_x_inter"])) / scale < 1e-4
+        assert max(err(a, b) for a, b in zip(inter["pred_x0"], g["ddim_pred_x0"])) / scale < 1e-4
+        assert err(m.model.decode(x), g["ddim_decoded"]) < 1e-4
+        xu = ddim_sample(m, (1, *shape), g["ddim_c"][:1], [a[1:] for a in w], meta["ddim_unguided_S"],  # (e2)
+                         x_T=g["ddim_x_T"][1:])
+        assert err(xu, g["ddim_unguided_samples"]) / g["ddim_unguided_samples"].abs().max() < 1e-4
+        reps = meta["long_latent"] // meta["latent"]                                     # (g): position clamp
+        long = m.model.wave_model(torch.cat([g["wave_in"][:1]] * reps, dim=-1))[-4:]
+        assert max(err(a, b) for a, b in zip(long, g["wave_long_out_last4"])) < 1e-4
+        assert err(m(g["long_x"], g["long_t"], c[2:3], long), g["long_eps"]) < 1e-4     # (h): three doublings
+    assert [int(k.L) for k in kernels] == g["s4_L_after"].tolist()
+    assert max(err(k.C, c) for k, c in zip(kernels, g["s4_C_after"])) < 1e-4
+    for k in ("betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod"):
+        assert err(getattr(m, k), g["ddpm_" + k]) < 1e-7
+
+
+@pytest.mark.parametrize("key,scale", [("model.unet_model.out.2.weight", 1e-2),
+                                       ("model.unet_model.input_blocks.2.1.s4_model.kernel.kernel.log_dt", 1e-2),
+                                       ("model.unet_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight", 1e-2),
+                                       ("model.wave_model.down.9.attn.0.proj_out.weight", 1e-2),
+                                       ("model.first_stage_model.decoder.conv_out.weight", 1e-2),
+                                       ("model.cond_stage_model.embedding.weight", 1e-2)])
+def test_compat_fixture_is_not_blind(compat, compat_model, key, scale):
+    "One perturbed tensor of any part moves that part's output past the 1e-4 the golden tests allow."
+    m, g = compat_model(), compat.golden
+    p = m.state_dict()[key]
+    with torch.no_grad():
+        p.add_(scale * torch.randn(p.shape, generator=torch.Generator().manual_seed(0)))
+    with torch.inference_mode():
+        part = key.split(".")[1]
+        if part == "cond_stage_model": out, ref = m.model.cond_stage_model(g["prompt_ids"]), g["cond_out"]
+        elif part == "wave_model": out, ref = m.model.wave_model(g["wave_in"])[-1], g["wave_out"][-1]
+        elif part == "first_stage_model": out, ref = m.model.first_stage_model.decode(g["vae_z"]), g["vae_decoded"]
+        else: out, ref = m(g["unet_x"], g["unet_t"], g["unet_context"], g["wave_out"]), g["unet_eps"]
+    assert err(out, ref) > 1e-3
+
+
+def test_shared_golden_replay(shared_reference):
+    """The wider fixture in ../shared (when present), replayed in its README's order."""
     G = shared_reference / "compat_golden"
     m = load_original(G / "model.ckpt", G / "config.yaml")
     g = torch.load(G / "golden.pt", weights_only=True)
@@ -79,7 +154,7 @@ def test_golden_replay(shared_reference):
         assert err(getattr(m, k), g["ddpm_" + k]) < 1e-7
 
 
-def test_malicious_pickle_is_refused_and_does_not_run(tmp_path, shared_reference):
+def test_malicious_pickle_is_refused_and_does_not_run(tmp_path, compat):
     target = tmp_path / "pwned.txt"
 
     class Evil:
@@ -92,7 +167,7 @@ def test_malicious_pickle_is_refused_and_does_not_run(tmp_path, shared_reference
     with pytest.raises(ModelError, match="refused"):
         safe_torch_load(bad)
     with pytest.raises(ModelError, match="evil.ckpt"):
-        load_original(bad, shared_reference / "compat_golden" / "config.yaml")
+        load_original(bad, compat.config)
     assert not target.exists()
 
 
@@ -111,32 +186,37 @@ def test_safe_load_without_shared(tmp_path):
         safe_torch_load(tmp_path / "none.ckpt")
 
 
-def test_mismatches_are_reported_by_name(tmp_path, shared_reference):
-    G = shared_reference / "compat_golden"
-    cfg = yaml.safe_load((G / "config.yaml").read_text())
+def test_mismatches_are_reported_by_name(tmp_path, compat):
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": compat.sd}, ckpt)
+    cfg = yaml.safe_load(compat.config.read_text())
     cfg["model"]["params"]["cond_stage_config"]["params"]["embed_dim"] = 64
     cfg["model"]["params"]["unet_config"]["params"]["context_dim"] = 64
     p = tmp_path / "model.yaml"; p.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ModelError, match="model.cond_stage_model.embedding.weight"):
-        load_original(G / "model.ckpt", p)
+        load_original(ckpt, p)
     with pytest.warns(UserWarning):
-        m = load_original(G / "model.ckpt", p, strict=False)
+        m = load_original(ckpt, p, strict=False)
     names = [k for k, *_ in m.load_report.mismatched]
     assert "model.cond_stage_model.embedding.weight" in names and not m.load_report.missing
-    sd = torch.load(G / "model.ckpt", weights_only=True)
+    sd = {"state_dict": dict(compat.sd)}
     sd["state_dict"]["model.extra.weight"] = torch.zeros(1)
     del sd["state_dict"]["model.unet_model.out.2.bias"]
     torch.save(sd, tmp_path / "m.ckpt")
     with pytest.raises(ModelError) as e:
-        load_original(tmp_path / "m.ckpt", G / "config.yaml")
+        load_original(tmp_path / "m.ckpt", compat.config)
     assert "model.extra.weight" in str(e.value) and "model.unet_model.out.2.bias" in str(e.value)
 
 
-def test_original_yaml_mapping(shared_reference):
-    raw = yaml.safe_load((shared_reference / "compat_golden" / "config.yaml").read_text())
+def test_original_yaml_mapping(compat):
+    raw = yaml.safe_load(compat.config.read_text())
     cfg = config_from_original(raw)
-    assert cfg.unet.model_channels == 32 and cfg.unet.s4_mode == "compat" and cfg.prompt.vocab == "compat"
-    assert cfg.audio.middle_channels == 16 and cfg.vae.middle_channels == 16
+    P = raw["model"]["params"]
+    assert cfg.unet.model_channels == P["unet_config"]["params"]["model_channels"] == 32
+    assert cfg.unet.s4_mode == "compat" and cfg.prompt.vocab == "compat"
+    assert cfg.unet.audio_channels == tuple(P["unet_config"]["params"]["audio_channels"])
+    assert cfg.audio.middle_channels == P["wave_stage_config"]["params"]["middle_channels"] == 8
+    assert cfg.audio.n_freq == 32 and cfg.vae.middle_channels == 8 and cfg.prompt.embed_dim == 16
     raw["model"]["params"]["unet_config"]["target"] = "evil.Module"
     with pytest.raises(ModelError, match="unet_config"):
         config_from_original(raw)

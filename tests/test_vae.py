@@ -4,13 +4,13 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from conftest import original_keys
 from mug_nb.vae import (FULL_DDCONFIG, TINY_DDCONFIG, AutoencoderKL, Decoder, DiagonalGaussianDistribution,
                         Downsample, Encoder, ManiaReconstructLoss, Normalize, ResnetBlock, Upsample, VAEError,
                         chart_latent, end_mask, explore_latent, latent_explorer, mix_latents, perturb_latent, vae_loss)
 
-GOLDEN_DDCONFIG = dict(x_channels=16, middle_channels=16, z_channels=16, num_groups=8, channel_mult=[1, 2, 4, 4],
-                       num_res_blocks=1)  # compat_golden/config.yaml
 
 
 def n_params(m):
@@ -65,10 +65,9 @@ def test_full_sizes():
     assert n_params(AutoencoderKL(TINY_DDCONFIG)) == 330_016
 
 
-def test_names_equal_original(shared_reference):
-    rows = [line.split("\t") for line in (shared_reference / "original_state_dict_keys.txt").read_text().splitlines()]
+def test_names_equal_original():
     p = "model.first_stage_model."
-    ref = [(k[len(p):], s) for k, s in rows if k.startswith(p)]
+    ref = [(k[len(p):], s) for k, s in original_keys() if k.startswith(p)]
     ours = [(k, str(list(v.shape))) for k, v in AutoencoderKL(FULL_DDCONFIG).state_dict().items()]
     assert ours == ref
 
@@ -173,10 +172,12 @@ def test_tiny_training_step_learns():
 
 
 @pytest.fixture(scope="module")
-def golden(compat_golden):
-    sd, outputs = compat_golden
+def golden(compat):
+    "The VAE of the committed compat fixture (tests/compat), its ddconfig read from the original's YAML there."
+    sd, outputs = compat.sd, compat.golden
     p = "model.first_stage_model."
-    vae = AutoencoderKL(GOLDEN_DDCONFIG).eval()
+    ddconfig = yaml.safe_load(compat.config.read_text())["model"]["params"]["first_stage_config"]["params"]["ddconfig"]
+    vae = AutoencoderKL(ddconfig).eval()
     vae.load_state_dict({k[len(p):]: v for k, v in sd.items() if k.startswith(p)}, strict=True)
     return vae, outputs
 

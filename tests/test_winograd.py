@@ -98,18 +98,14 @@ def test_unet_with_winograd_gives_the_same_eps():
     assert (fast - ref).abs().max() < 1e-5 * ref.abs().max() and (halves - doubled).abs().max() < 1e-5
 
 
-def test_compat_golden_eps_with_winograd(shared_reference):
+def test_compat_golden_eps_with_winograd(compat, compat_model):
     "The golden fixture's U-Net output and guided DDIM run with every 3-tap convolution of the U-Net as Winograd."
-    from mug_nb.model import load_original
     from mug_nb.diffusion import ddim_sample
-    G = shared_reference / "compat_golden"
-    if not (G / "golden.pt").exists(): pytest.skip("compat_golden is not available")
-    m = load_original(G / "model.ckpt", G / "config.yaml")
-    g = torch.load(G / "golden.pt", weights_only=True)
+    m, g, meta = compat_model(), compat.golden, compat.meta
     assert use_winograd(m.model.unet_model, min_channels=16) > 10        # the fixture is narrow: convert them all
     with torch.inference_mode():
         eps = m(g["unet_x"], g["unet_t"], g["unet_context"], g["wave_out"])
         assert (eps - g["unet_eps"]).abs().max() < 1e-4
-        x = ddim_sample(m, (2, 16, 64), g["ddim_c"], g["wave_out"], int(g["ddim_S"]), cfg_scale=float(g["cfg_scale"]),
-                        uc=g["ddim_uc"], eta=float(g["ddim_eta"]), x_T=g["ddim_x_T"])
+        x = ddim_sample(m, tuple(g["ddim_x_T"].shape), g["ddim_c"], g["wave_out"], meta["ddim_S"],
+                        cfg_scale=meta["cfg_scale"], uc=g["ddim_uc"], eta=meta["ddim_eta"], x_T=g["ddim_x_T"])
         assert (x - g["ddim_samples"]).abs().max() / g["ddim_samples"].abs().max() < 1e-4
