@@ -391,6 +391,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'mug_nb.osu._looks_like_text': ('osu.html#_looks_like_text', 'mug_nb/osu.py'),
                             'mug_nb.osu._mania_seed': ('osu.html#_mania_seed', 'mug_nb/osu.py'),
                             'mug_nb.osu._note_arrays': ('osu.html#_note_arrays', 'mug_nb/osu.py'),
+                            'mug_nb.osu._note_init': ('osu.html#_note_init', 'mug_nb/osu.py'),
                             'mug_nb.osu._note_line': ('osu.html#_note_line', 'mug_nb/osu.py'),
                             'mug_nb.osu._num': ('osu.html#_num', 'mug_nb/osu.py'),
                             'mug_nb.osu._open_zip': ('osu.html#_open_zip', 'mug_nb/osu.py'),

@@ -40,15 +40,23 @@ class BadArchiveError(OsuError): "An `.osz` archive that cannot be read (not a z
 class UnsafeArchiveError(BadArchiveError): "An archive entry whose name would land outside the target folder."
 
 # %% ../nbs/01_osu.ipynb #23b292d5
-@dataclass(slots=True, unsafe_hash=True)
+@dataclass(slots=True, frozen=True)
 class Note:
-    "One osu!mania object: a tap (`end is None`) or a hold from `time` to `end` (ms) in `column`. Treat as immutable."
+    "One osu!mania object: a tap (`end is None`) or a hold from `time` to `end` (ms) in `column`. Immutable."
     time: int
     column: int
     end: int | None = None
 
     @property
     def is_hold(self) -> bool: return self.end is not None
+
+_set_time, _set_column, _set_end = Note.time.__set__, Note.column.__set__, Note.end.__set__
+
+def _note_init(self, time: int, column: int, end: int | None = None):
+    _set_time(self, time); _set_column(self, column); _set_end(self, end)  # the slots, without __setattr__
+
+_note_init.__qualname__, _note_init.__doc__ = 'Note.__init__', 'Initialize self.  See help(type(self)) for accurate signature.'
+Note.__init__ = _note_init
 
 # %% ../nbs/01_osu.ipynb #0755b4b7
 @dataclass

@@ -60,6 +60,23 @@ def test_bom_crlf_bytes_and_path(tmp_path):
     assert read_osu(p).path == p
 
 
+def test_notes_are_immutable():
+    import dataclasses
+    import pickle
+    bm = read_osu(TINY)
+    n = bm.notes[1]
+    for field, value in (("time", 0), ("column", 3), ("end", None)):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(n, field, value)
+    with pytest.raises((AttributeError, TypeError)):
+        n.extra = 1                                    # slots: no new attributes either
+    assert n == Note(1500, 1, 2250) and bm.note_arrays()[2][1] == 2250  # the arrays still agree with the note
+    moved = dataclasses.replace(n, time=1600)
+    assert moved == Note(1600, 1, 2250) and moved != n and n.time == 1500
+    assert len({Note(1, 0), Note(1, 0), Note(1, 0, 5)}) == 2 and pickle.loads(pickle.dumps(n)) == n
+    assert Note(5, 2).end is None and Note(time=5, column=2, end=9).is_hold
+
+
 def test_columns_like_osu():
     assert [column_of(x, 4) for x in (0, 127, 128, 255, 256, 383, 384, 511)] == [0, 0, 1, 1, 2, 2, 3, 3]
     assert column_of(-5, 4) == 0 and column_of(9999, 4) == 3 and column_of(511.9, 7) == 6
