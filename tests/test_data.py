@@ -142,15 +142,43 @@ def test_no_set_in_both_splits(built):
     assert sum(e["split"] == "val" for e in idx) == built["report"]["val"]
 
 
+def _stamps(folder):
+    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in Path(folder).rglob("*")}
+
+
 def test_second_run_does_no_work(built, monkeypatch):
     def boom(*a, **k): raise AssertionError("work was done on a second run")
-    monkeypatch.setattr(data, "process_unit", boom)
+    for name in ("process_unit", "read_journal", "append_journal", "read_osu", "_finish", "_atomic_write_text"):
+        monkeypatch.setattr(data, name, boom)                      # nothing read but the listings, nothing written
     monkeypatch.setattr("mug_nb.audio.log_mel", boom)
-    before = (built["out"] / "index.json").read_bytes()
+    before = _stamps(built["out"])
     r = build_dataset([built["src"]], built["out"], workers=1, progress=False)
     assert r["processed"] == 0 and r["cached"] == r["units"] and r["charts"] == built["report"]["charts"]
-    assert (built["out"] / "index.json").read_bytes() == before
+    assert r["up_to_date"] and "nothing new" in r["note"] and not built["report"]["up_to_date"]
+    assert _stamps(built["out"]) == before                         # not one file created or touched
     assert len(r["bad"]) == len(built["report"]["bad"])           # bad files stay reported
+
+
+def test_incremental_runs_redo_only_what_changed(tmp_path, monkeypatch):
+    src, out = tmp_path / "Songs", tmp_path / "ds"
+    for s in range(3):
+        write_sample(synth_song(60 + s, duration=DUR), src / f"set{s}", difficulties=("Easy", "Hard"))
+    first = build_dataset([src], out, workers=1, progress=False)
+    assert first["processed"] == 3 and first["charts"] == 6 and not first["up_to_date"]
+    real, calls = data.process_unit, []
+    monkeypatch.setattr(data, "process_unit", lambda u, *a, **k: calls.append(Path(u.path).name) or real(u, *a, **k))
+    before = _stamps(out)
+    assert build_dataset([src], out, workers=1, progress=False)["up_to_date"] and calls == [] and _stamps(out) == before
+    hard = next((src / "set1").glob("*Hard*.osu"))                 # edit one chart: only its set is redone
+    bm = read_osu(hard); write_osu(bm.with_notes(bm.notes[:-1]), hard)
+    r = build_dataset([src], out, workers=1, progress=False)
+    assert calls == ["set1"] and r["processed"] == 1 and r["cached"] == 2 and not r["up_to_date"]
+    assert _stamps(out) != before and build_dataset([src], out, workers=1, progress=False)["up_to_date"]
+    shutil.rmtree(src / "set2")                                    # a set removed: the index is rebuilt without it
+    r = build_dataset([src], out, workers=1, progress=False)
+    assert calls == ["set1"] and r["charts"] == 4 and not r["up_to_date"] and len(_index(out)) == 4
+    r = build_dataset([src], out, workers=1, progress=False, val_fraction=0.5)   # other split settings: re-split
+    assert not r["up_to_date"] and calls == ["set1"]
 
 
 def test_new_set_is_the_only_work(built, tmp_path):
