@@ -384,6 +384,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'mug_nb.osu._TimingLookup.beat_length': ('osu.html#_timinglookup.beat_length', 'mug_nb/osu.py'),
                             'mug_nb.osu._TimingLookup.multiplier': ('osu.html#_timinglookup.multiplier', 'mug_nb/osu.py'),
                             'mug_nb.osu._bpm_range': ('osu.html#_bpm_range', 'mug_nb/osu.py'),
+                            'mug_nb.osu._checked_members': ('osu.html#_checked_members', 'mug_nb/osu.py'),
                             'mug_nb.osu._counting': ('osu.html#_counting', 'mug_nb/osu.py'),
                             'mug_nb.osu._duration_ms': ('osu.html#_duration_ms', 'mug_nb/osu.py'),
                             'mug_nb.osu._first_ms': ('osu.html#_first_ms', 'mug_nb/osu.py'),

@@ -17,10 +17,10 @@ from typing import Iterable
 import numpy as np
 
 # %% auto #0
-__all__ = ['AUDIO_EXTS', 'MAX_OSZ_BYTES', 'OsuError', 'OsuSyntaxError', 'MissingSectionError', 'WrongModeError', 'KeyCountError',
-           'BadArchiveError', 'UnsafeArchiveError', 'Note', 'TimingPoint', 'NoteList', 'Beatmap', 'note_columns',
-           'column_of', 'LegacyRandom', 'read_osu', 'lane_x', 'dumps_osu', 'write_osu', 'safe_member_path',
-           'OszArchive', 'read_osz', 'write_osz', 'extract_osz']
+__all__ = ['AUDIO_EXTS', 'MAX_OSZ_BYTES', 'MAX_CHART_BYTES', 'MAX_RATIO', 'RATIO_MIN_BYTES', 'OsuError', 'OsuSyntaxError',
+           'MissingSectionError', 'WrongModeError', 'KeyCountError', 'BadArchiveError', 'UnsafeArchiveError', 'Note',
+           'TimingPoint', 'NoteList', 'Beatmap', 'note_columns', 'column_of', 'LegacyRandom', 'read_osu', 'lane_x',
+           'dumps_osu', 'write_osu', 'safe_member_path', 'OszArchive', 'read_osz', 'write_osz', 'extract_osz']
 
 # %% ../nbs/01_osu.ipynb #378ce0a1
 class OsuError(ValueError):
@@ -443,7 +443,10 @@ def write_osu(beatmap: Beatmap, path) -> Path:
 
 # %% ../nbs/01_osu.ipynb #ec06a8f9
 AUDIO_EXTS = ('.mp3', '.ogg', '.wav', '.flac', '.m4a', '.opus')
-MAX_OSZ_BYTES = 2**30  # refuse archives that unpack to more than 1 GiB
+MAX_OSZ_BYTES = 2**30    # all entries of an archive together, unpacked
+MAX_CHART_BYTES = 2**24  # one .osu entry, unpacked (16 MiB)
+MAX_RATIO = 100          # unpacked / packed size of any entry over RATIO_MIN_BYTES
+RATIO_MIN_BYTES = 2**20
 
 def safe_member_path(name: str, source='<archive>') -> PurePosixPath:
     "The relative path of an archive entry, or `UnsafeArchiveError` if it could escape its folder."
@@ -468,16 +471,31 @@ def _open_zip(path):
     except (zipfile.BadZipFile, OSError, ValueError) as e:
         raise BadArchiveError(f'{path}: not a readable .osz (zip) archive ({e})') from None
 
+def _checked_members(z, src) -> list[zipfile.ZipInfo]:
+    "The file entries of an open archive, after refusing unsafe names and zip bombs from the directory alone."
+    infos = [i for i in z.infolist() if not i.is_dir()]
+    for i in infos: safe_member_path(i.filename, src)
+    total = 0
+    for i in infos:
+        name, size, packed = i.filename, i.file_size, i.compress_size
+        if name.lower().endswith('.osu') and size > MAX_CHART_BYTES:
+            raise BadArchiveError(f'{src}: entry {name!r} unpacks to {size:,} bytes; expected a chart of at most '
+                                  f'{MAX_CHART_BYTES:,} bytes (16 MiB)')
+        if size > RATIO_MIN_BYTES and size > MAX_RATIO * max(packed, 1):
+            raise BadArchiveError(f'{src}: entry {name!r} unpacks to {size:,} bytes from {packed:,} '
+                                  f'({size / max(packed, 1):,.0f}x); expected at most {MAX_RATIO}x (a zip bomb?)')
+        total += size
+        if total > MAX_OSZ_BYTES:
+            raise BadArchiveError(f'{src}: entry {name!r} takes the unpacked total to {total:,} bytes; expected '
+                                  f'at most {MAX_OSZ_BYTES:,} bytes (1 GiB) in all')
+    return infos
+
 # %% ../nbs/01_osu.ipynb #02993a86
 def read_osz(path) -> OszArchive:
     "Read the osu!mania charts, audio and other files of an `.osz` (refuses unsafe or huge archives)."
     src = str(path); arc = OszArchive(Path(path) if not hasattr(path, 'read') else None)
     with _open_zip(path) as z:
-        infos = [i for i in z.infolist() if not i.is_dir()]
-        for i in infos: safe_member_path(i.filename, src)
-        if sum(i.file_size for i in infos) > MAX_OSZ_BYTES:
-            raise BadArchiveError(f'{src}: expected at most {MAX_OSZ_BYTES} unpacked bytes')
-        for i in infos:
+        for i in _checked_members(z, src):
             try: data = z.read(i)
             except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as e:
                 raise BadArchiveError(f'{src}: cannot read entry {i.filename!r} ({e})') from None
@@ -507,10 +525,10 @@ def write_osz(path, charts: dict, audio_files: dict | None = None, other_files: 
     return path
 
 def extract_osz(path, target, overwrite: bool = False) -> list[Path]:
-    "Unpack an `.osz` into `target`, refusing entries that would land outside it."
+    "Unpack an `.osz` into `target`, refusing entries that would land outside it, and zip bombs."
     target = Path(target).resolve(); out = []
     with _open_zip(path) as z:
-        infos = [i for i in z.infolist() if not i.is_dir()]
+        infos = _checked_members(z, str(path))
         dests = [(i, target.joinpath(*safe_member_path(i.filename, str(path)).parts)) for i in infos]
         for i, d in dests:
             if not d.resolve().is_relative_to(target): raise UnsafeArchiveError(f'{path}: refusing {i.filename!r}')

@@ -273,6 +273,108 @@ def test_bad_archives(tmp_path):
         read_osz(tmp_path / "empty.osz")
 
 
+def _declare_size(path, member, size, packed=None):
+    "Rewrite the sizes an archive states for `member` (central directory and local header), leaving its data alone."
+    import struct
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        local = z.getinfo(member).header_offset
+    struct.pack_into("<I", data, local + 22, size)
+    if packed is not None:
+        struct.pack_into("<I", data, local + 18, packed)
+    i = data.find(b"PK\x01\x02")
+    while i >= 0:
+        n = struct.unpack_from("<H", data, i + 28)[0]
+        if bytes(data[i + 46:i + 46 + n]) == member.encode():
+            struct.pack_into("<I", data, i + 24, size)
+            if packed is not None:
+                struct.pack_into("<I", data, i + 20, packed)
+        i = data.find(b"PK\x01\x02", i + 4)
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def no_content_reads(monkeypatch):
+    "Fail the test if any entry's content is opened: a bomb must be refused from the directory alone."
+    opener = zipfile.ZipFile.open
+
+    def refuse(self, name, mode="r", *a, **k):
+        if mode == "r":
+            raise AssertionError("an entry's content was read")
+        return opener(self, name, mode, *a, **k)
+    monkeypatch.setattr(zipfile.ZipFile, "open", refuse)
+
+
+def test_600mb_chart_refused_from_directory(tmp_path, no_content_reads):
+    import time
+    p = tmp_path / "bomb.osz"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("bomb [4K].osu", TINY)
+    _declare_size(p, "bomb [4K].osu", 600_000_000)            # the directory now says 600 MB
+    with zipfile.ZipFile(p) as z:
+        assert z.getinfo("bomb [4K].osu").file_size == 600_000_000
+    for f in (read_osz, lambda q: extract_osz(q, tmp_path / "out")):
+        t0 = time.perf_counter()
+        with pytest.raises(BadArchiveError) as e:
+            f(p)
+        assert time.perf_counter() - t0 < 0.1
+        assert "bomb.osz" in str(e.value) and "'bomb [4K].osu'" in str(e.value) and "600,000,000" in str(e.value)
+        assert "at most 16,777,216 bytes" in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_chart_cap_is_per_chart_entry(tmp_path, no_content_reads):
+    p = tmp_path / "a.osz"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("a.osu", TINY)
+        z.writestr("song.ogg", b"OggS")
+    _declare_size(p, "a.osu", 2**24 + 1, packed=2**24 + 1)
+    with pytest.raises(BadArchiveError, match=r"'a.osu' unpacks to 16,777,217 bytes"):
+        read_osz(p)
+    q = tmp_path / "b.osz"                                         # the same size is fine for audio
+    with zipfile.ZipFile(q, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("a.osu", TINY)
+        z.writestr("song.ogg", b"OggS")
+    _declare_size(q, "song.ogg", 2**24 + 1, packed=2**24 + 1)
+    with pytest.raises(AssertionError, match="content was read"):  # passed every cap, then reading began
+        read_osz(q)
+
+
+def test_compression_ratio_refused(tmp_path, no_content_reads):
+    p = tmp_path / "zeros.osz"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:      # a real 8 MiB storyboard of zeros, ~8 KB packed
+        z.writestr("a.osu", TINY)
+        z.writestr("zeros.osb", bytes(8 * 2**20))
+    with zipfile.ZipFile(p) as z:
+        info = z.getinfo("zeros.osb")
+        assert info.file_size > 500 * info.compress_size
+    with pytest.raises(BadArchiveError, match=r"zeros\.osz: entry 'zeros\.osb' unpacks to 8,388,608 bytes .* at most 100x"):
+        read_osz(p)
+    with pytest.raises(BadArchiveError, match="at most 100x"):
+        extract_osz(p, tmp_path / "out")
+
+
+def test_total_size_refused(tmp_path, no_content_reads):
+    p = tmp_path / "big.osz"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("a.osu", TINY)
+        z.writestr("a.ogg", b"OggS")
+        z.writestr("b.ogg", b"OggS")
+    for name in ("a.ogg", "b.ogg"):                                # 600 MB each, stored: ratio 1, no chart
+        _declare_size(p, name, 600_000_000, packed=600_000_000)
+    with pytest.raises(BadArchiveError, match=r"big\.osz: entry 'b\.ogg' takes the unpacked total to 1,200,000,"):
+        read_osz(p)
+
+
+def test_real_archives_pass_the_caps(peer_data, tmp_path):
+    from mug_nb.osu import MAX_RATIO
+    bm = read_osu(peer_data / "maps/ppy-osu/4869637.osu")          # real chart text packs about 4-10x
+    p = write_osz(tmp_path / "real.osz", {"a.osu": bm}, {"audio.ogg": random.Random(0).randbytes(2**21)})
+    with zipfile.ZipFile(p) as z:
+        assert all(i.file_size < MAX_RATIO * i.compress_size for i in z.infolist() if i.filename.endswith(".osu"))
+    assert read_osz(p).charts["a.osu"].notes == bm.notes
+
+
 # ---------------------------------------------------------------- fuzzing: OsuError or a Beatmap, nothing else
 
 _LINES = TINY.splitlines() + [
