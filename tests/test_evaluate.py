@@ -159,14 +159,12 @@ def test_evaluate_files_shifted_copy(tmp_path, peer_data):
 
 
 def test_star_rating_in_evaluate_files(peer_data):
-    features = pytest.importorskip("mug_nb.features")
     ref = peer_data / "maps/gosu/cYsmix - triangles (MuangMuangE) [Easy].osu"
     res = evaluate_files(ref, ref)
     assert res["star_rating"]["abs_error"] < 1e-9 and res["star_rating"]["reference"] > 0.5
 
 
 def test_control_accuracy_on_a_synthetic_chart():
-    pytest.importorskip("mug_nb.features")
     from mug_nb.evaluate import control_accuracy
     from mug_nb.features import prompt_from_chart
     from mug_nb.synth import chart_for_song, synth_song
