@@ -28,8 +28,8 @@ __all__ = ['EPS_MS', 'SNAP_DIVISORS', 'TEMPLATE', 'ORIGINAL_GUIDANCE', 'ORIGINAL
            'osu_filename', 'save_osz', 'preview_figure', 'preview_png', 'click_wav', 'load_bundled', 'guidance_scale',
            'sampling_steps', 'sampling_settings', 'latent_length', 'fit_mel', 'Song', 'prepare_audio', 'model_vocab',
            'prompt_ids', 'n_steps', 'initial_noise', 'sample_latents', 'decode_drafts', 'decode_notes', 'control_text',
-           'generate', 'latent_mask', 'inpaint_latents', 'splice_notes', 'inpaint', 'generate_to_files', 'invert_chart',
-           'inpaint_to_file']
+           'control_report', 'control_line', 'generate', 'latent_mask', 'inpaint_latents', 'splice_notes', 'inpaint',
+           'generate_to_files', 'invert_chart', 'inpaint_to_file']
 
 # %% ../nbs/14_generate.ipynb #81811d95
 class GenerateError(ValueError):
@@ -529,6 +529,18 @@ def control_text(report: list[dict]) -> str:
     return '; '.join(f"{r['feature']}: asked {'more' if r['asked'] is True else r['asked']}, got {word(r)} "
                      f"({'hit' if r['hit'] else 'miss ' + str(r['miss'])})" for r in report)
 
+def control_report(beatmap: Beatmap) -> list[dict]:
+    "The `AIControl` tag of a generated chart read back: [{'feature', 'asked', 'got', 'hit'}, ...] (empty without one)."
+    import re
+    pat = re.compile(r"(\w+): asked (.+?), got (.+?) \((hit|miss [0-9.]+)\)")
+    return [dict(feature=f, asked=a, got=g, hit=h == 'hit')
+            for f, a, g, h in pat.findall(beatmap.metadata.get('AIControl', ''))]
+
+def control_line(beatmap: Beatmap) -> str:
+    "'asked sr 4.5 · got 4.49 ✓', one clause per goal, for galleries and logs."
+    return ' | '.join(f"asked {r['feature']} {r['asked']} · got {r['got']} {'✓' if r['hit'] else '✗'}"
+                      for r in control_report(beatmap))
+
 # %% ../nbs/14_generate.ipynb #99f43e1d
 def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | None = None, cfg_scale: float | None = None,
              seed: int | None = None, model=None, *, snap: int | None = 16, jack_interval: float | None = 90,
@@ -569,14 +581,14 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | Non
         out.append(bm)
     return out
 
-# %% ../nbs/14_generate.ipynb #e5464e2f
+# %% ../nbs/14_generate.ipynb #f765dfec
 def latent_mask(start_ms: float, end_ms: float, z_len: int) -> np.ndarray:
     "1 for latent frames that overlap [start_ms, end_ms) (to regenerate), 0 elsewhere."
     frame = C.FRAME_MS * C.LATENT_DOWNSAMPLE
     idx = np.arange(z_len)
     return ((idx + 1) * frame > start_ms) & (idx * frame < end_ms)
 
-# %% ../nbs/14_generate.ipynb #f765dfec
+# %% ../nbs/14_generate.ipynb #09b0897e
 def inpaint_latents(model, song: Song, z0, mask, prompt: dict, steps: int = 50, cfg_scale: float = 5.0,
                     seed: int = 0):
     "RePaint-style DDIM: generate where `mask` is 1, keep `z0` (re-noised each step) where it is 0."
@@ -605,7 +617,7 @@ def inpaint_latents(model, song: Song, z0, mask, prompt: dict, steps: int = 50, 
             x = m * x + (1 - m) * (known if i > 0 else z0)
     return x
 
-# %% ../nbs/14_generate.ipynb #09b0897e
+# %% ../nbs/14_generate.ipynb #ed52af1b
 def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
     "Original notes outside [start_ms, end_ms) exactly; generated notes starting inside it, if they fit."
     keep = [n for n in original if not start_ms <= n.time < end_ms]
@@ -615,7 +627,7 @@ def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
     new = [n if n.end is None or n.end < end_ms else dataclasses.replace(n, end=None) for n in new]
     return sorted(keep + new, key=lambda n: (n.time, n.column))
 
-# %% ../nbs/14_generate.ipynb #ed52af1b
+# %% ../nbs/14_generate.ipynb #96bb7912
 def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dict | None = None, steps: int | None = None,
             cfg_scale: float | None = None, seed: int | None = None, model=None, *, snap: int | None = 16,
             jack_interval: float | None = 90, refine: bool = True) -> Beatmap:
@@ -652,7 +664,7 @@ def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dic
     out.metadata['AIPrompt'] = prompt_text({k: round(v, 2) if isinstance(v, float) else v for k, v in prompt.items()}, inpaint=f'{start_ms:.0f}-{end_ms:.0f}', steps=steps, cfg=cfg_scale, seed=seed)
     return out
 
-# %% ../nbs/14_generate.ipynb #4d7f263a
+# %% ../nbs/14_generate.ipynb #230e4c7e
 def generate_to_files(audio_path, out_dir, prompt: dict | None = None, count: int = 4, steps: int | None = None,
                       cfg_scale: float | None = None, seed: int | None = None, model=None, *, snap: int | None = 16,
                       jack_interval: float | None = 90, timing: str = 'global', previews: bool = True,

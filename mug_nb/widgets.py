@@ -30,7 +30,8 @@ def default_controls() -> dict:
     d = {'style_on': True, 'style': 'ranked/stable', 'sr_on': True, 'sr': 4.0, 'msd_on': False, 'msd': 20.0,
          'type_on': False, 'map_type': 'Rice (LN < 10%)', 'ln_ratio_on': False, 'ln_ratio': 0.0,
          'jack_interval': 90, 'snap': 16, 'count': 2, 'steps': 20, 'cfg_scale': 5.0, 'seed': -1,
-         'refine': True}                          # refine: the model's note-frame refiner, if it has one (11b_refiner)
+         'refine': True,                          # refine: the model's note-frame refiner, if it has one (11b_refiner)
+         'control': True, 'tolerance': 1.0}       # steer each chart onto the prompt (13b_control), within tolerance × default
     for p in PATTERNS: d.update({f'{p}_on': False, p: 'more', f'{p}_msd_on': False, f'{p}_msd': 17.0})
     return d
 
@@ -91,8 +92,9 @@ def run_studio(song, controls: dict, model=None, progress=None, title: str | Non
     song = G.prepare_audio(song, title or None)
     charts = G.generate(song, prompt, count=int(c['count']), steps=int(c['steps']), cfg_scale=float(c['cfg_scale']),
                         seed=seed, model=model, snap=int(c['snap']) or None, jack_interval=int(c['jack_interval']) or None,
-                        progress=progress, artist=artist, refine=bool(c['refine']))
-    return [{'beatmap': bm, 'prompt': bm.metadata['AIPrompt'], 'song': song,
+                        progress=progress, artist=artist, refine=bool(c['refine']),
+                        tolerance=float(c['tolerance']) if c['control'] else None)
+    return [{'beatmap': bm, 'prompt': bm.metadata['AIPrompt'], 'song': song, 'control': G.control_line(bm),
              'png': G.preview_png(bm.notes, bm.key_count, timing_points=bm.timing_points, title=bm.metadata['Version']),
              'wav': G.click_wav(bm.notes, song.wave)} for bm in charts]
 
@@ -142,7 +144,10 @@ def _sampling_controls(ctl: dict, d: dict) -> W.Widget:
                              value=d['snap'], description='snapping', style=_STYLE)
     ctl['seed'] = W.IntText(value=d['seed'], description='seed (-1 random)', style=_STYLE)
     ctl['refine'] = W.Checkbox(value=d['refine'], description='refiner (when the model has one)', indent=False)
-    return W.VBox([ctl[k] for k in ('count', 'steps', 'cfg_scale', 'jack_interval', 'snap', 'seed', 'refine')])
+    ctl['control'] = W.Checkbox(value=d['control'], description='steer each chart onto the prompt', indent=False)
+    ctl['tolerance'] = W.FloatSlider(value=d['tolerance'], min=0.25, max=5, step=0.25, description='tolerance ×', style=_STYLE)
+    return W.VBox([ctl[k] for k in ('count', 'steps', 'cfg_scale', 'jack_interval', 'snap', 'seed', 'refine',
+                                    'control', 'tolerance')])
 
 def read_controls(ctl: dict) -> dict:
     "The current values of the studio's controls, as `default_controls()` names them."
@@ -162,7 +167,8 @@ def _card(variant: dict, out_dir: W.Text, status: W.HTML) -> W.Widget:
         try: status.value = f'saved <code>{save_variant(variant, out_dir.value)}</code>'
         except Exception as e: status.value = f'<b>error:</b> {e}'
     btn.on_click(save)
-    title = W.HTML(f"<b>{variant['beatmap'].metadata['Version']}</b> — {len(variant['beatmap'].notes)} notes")
+    title = W.HTML(f"<b>{variant['beatmap'].metadata['Version']}</b> — {len(variant['beatmap'].notes)} notes"
+                   + (f"<br><small>{variant['control']}</small>" if variant.get('control') else ''))
     return W.VBox([title, img, audio, btn], layout=W.Layout(border='1px solid #ddd', padding='4px', margin='2px'))
 
 # %% ../nbs/16_widgets.ipynb #6adaac10

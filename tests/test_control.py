@@ -138,6 +138,9 @@ def test_generate_lands_the_star_rating_and_tags_it(song):
         bm = G.generate(song, {"sr": sr}, count=1, seed=2)[0]
         assert abs(star_rating(bm) - sr) <= 0.1
         assert bm.metadata["AIControl"].startswith(f"sr: asked {sr}, got ") and "(hit)" in bm.metadata["AIControl"]
+        (r,) = G.control_report(bm)
+        assert r["feature"] == "sr" and r["hit"] and abs(float(r["got"]) - star_rating(bm)) < 1e-3
+        assert G.control_line(bm).startswith(f"asked sr {sr} · got ")
 
 
 def test_generate_lands_long_notes_with_a_star_rating(song):
@@ -158,7 +161,7 @@ def test_generate_warns_when_the_song_cannot_carry_the_request(song):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         bm = G.generate(song, {"sr": 8.0}, count=1, seed=2)[0]
-    assert "(miss" in bm.metadata["AIControl"]
+    assert "(miss" in bm.metadata["AIControl"] and not G.control_report(bm)[0]["hit"]
     assert any("closest chart" in str(w.message) for w in caught)
 
 
