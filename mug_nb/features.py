@@ -18,12 +18,13 @@ import numpy as np
 from .osu import Beatmap, Note, dumps_osu, read_osu
 
 # %% auto #0
-__all__ = ['RICE_BELOW', 'LN_ABOVE', 'DATASET_HB_MAX', 'BIN_S', 'SCORE_GOAL', 'LOSS_POWER', 'SKILLSETS', 'PATTERNS',
-           'CALIBRATION', 'FEATURES', 'COMPAT_VOCAB', 'DEFAULT_FEATURES', 'DEFAULT_VOCAB', 'VOCABULARIES',
+__all__ = ['RICE_BELOW', 'LN_ABOVE', 'DATASET_HB_MAX', 'BIN_S', 'FAST_S', 'SCORE_GOAL', 'LOSS_POWER', 'SKILLSETS', 'PATTERNS',
+           'CALIBRATION', 'VIBRO_FROM', 'FEATURES', 'COMPAT_VOCAB', 'DEFAULT_FEATURES', 'DEFAULT_VOCAB', 'VOCABULARIES',
            'FEATURE_VERSION', 'FeatureError', 'note_rows', 'ln_ratio', 'map_type', 'type_flags', 'star_rating',
-           'strain_peaks', 'teaching_strains', 'pattern_table', 'solve_rating', 'pattern_presence', 'skillsets',
-           'plot_skillsets', 'plot_density', 'Feature', 'Vocabulary', 'prompt_to_ids', 'asset_path', 'vocabulary',
-           'pattern_flags', 'prompt_from_chart', 'compute_features', 'file_hash', 'FeatureStore', 'summary']
+           'strain_peaks', 'teaching_strains', 'pattern_table', 'solve_rating', 'pattern_presence', 'vibro_presence',
+           'jack_ceiling', 'skillsets', 'plot_skillsets', 'plot_density', 'Feature', 'Vocabulary', 'prompt_to_ids',
+           'asset_path', 'vocabulary', 'pattern_flags', 'prompt_from_chart', 'compute_features', 'file_hash',
+           'FeatureStore', 'summary']
 
 # %% ../nbs/03_features.ipynb #10e2c61b
 class FeatureError(ValueError):
@@ -142,6 +143,7 @@ def teaching_strains(beatmap: Beatmap, individual_decay: float = 0.125, overall_
 
 # %% ../nbs/03_features.ipynb #ad2e65e6
 BIN_S = 0.5                                                # interval length (s), as in MinaCalc
+FAST_S = (0.09, 0.14)                                      # column hit again within 90 ms: a fast repeat; after 140 ms: not
 _POP = np.array([bin(m).count("1") for m in range(16)])    # notes in a row mask
 
 def _smooth(x: np.ndarray) -> np.ndarray:
@@ -150,19 +152,21 @@ def _smooth(x: np.ndarray) -> np.ndarray:
     return y / 3
 
 def pattern_table(times: np.ndarray, masks: np.ndarray) -> dict:
-    "Per-interval hand note counts, chord shares (by notes), jack share and fastest column rate."
+    "Per-interval hand note counts, chord shares (by notes), jack share, fastest column rate and fast-repeat share."
     b = np.floor((times - times[0]) / BIN_S).astype(np.int64); nb = int(b[-1]) + 1
     cnt = _POP[masks]; notes = np.bincount(b, cnt, nb); den = np.maximum(notes, 1)
     share = {k: np.bincount(b, cnt * (cnt == k), nb) / den for k in (1, 2, 3, 4)}
     jack_row = np.r_[False, (masks[1:] & masks[:-1]) > 0]          # repeats a column of the previous row
-    rate = np.zeros((4, nb))
+    rate, fast = np.zeros((4, nb)), np.zeros(nb)
     for c in range(4):
-        tc = times[(masks >> c) & 1 == 1]
+        on = (masks >> c) & 1 == 1; tc = times[on]
         if len(tc) > 1:
-            bc = b[(masks >> c) & 1 == 1][1:]; n = np.bincount(bc, None, nb)
-            rate[c] = n / np.maximum(np.bincount(bc, np.diff(tc), nb), 1e-9)
+            bc, gap = b[on][1:], np.diff(tc)
+            rate[c] = np.bincount(bc, None, nb) / np.maximum(np.bincount(bc, gap, nb), 1e-9)
+            fast += np.bincount(bc, np.clip((FAST_S[1] - gap) / (FAST_S[1] - FAST_S[0]), 0, 1), nb)
     return dict(left=np.bincount(b, _POP[masks & 3], nb), right=np.bincount(b, _POP[(masks >> 2) & 3], nb),
-                notes=notes, share=share, jack=np.bincount(b, cnt * jack_row, nb) / den, column_rate=rate.max(0))
+                notes=notes, share=share, jack=np.bincount(b, cnt * jack_row, nb) / den, column_rate=rate.max(0),
+                fast=fast / den)
 
 # %% ../nbs/03_features.ipynb #714946da
 SCORE_GOAL, LOSS_POWER = 0.93, 1.8
@@ -186,7 +190,7 @@ PATTERNS = ("stream", "jumpstream", "handstream", "jackspeed", "chordjack", "tec
 CALIBRATION = dict(scale=2.5357, power=0.9856, jack_scale=1.755, jack_power=1.1829,
                    stamina_base=0.7352, stamina_slope=0.2672,
                    floor=dict(stream=0.6078, jumpstream=0.7637, handstream=0.7396, chordjack=0.6246, technical=0.7231),
-                   cap=40.0)
+                   jack_bound=0.55, cap=40.0)
 
 def pattern_presence(tab: dict) -> dict:
     "Per-interval presence (0..1) of stream, jumpstream, handstream, chordjack and technical patterns."
@@ -197,20 +201,33 @@ def pattern_presence(tab: dict) -> dict:
                 chordjack=np.minimum(1, chord / 0.6) * np.minimum(1, jack / 0.3),
                 technical=(1 - jack) * (1 - 0.5 * s[4]))
 
+# %% ../nbs/03_features.ipynb #c15a5b0f
+VIBRO_FROM = 0.5   # an interval is jack-bound once more than half of its notes are fast repeats
+
+def vibro_presence(tab: dict) -> np.ndarray:
+    "Per interval 0..1: how far fast same-column repeats (jacks, vibro) rule it (smoothed like the hand density)."
+    return _smooth(np.clip((tab["fast"] - VIBRO_FROM) / (1 - VIBRO_FROM), 0, 1))
+
+def jack_ceiling(tab: dict, cal: dict = CALIBRATION) -> np.ndarray:
+    "Per interval: the hand density (notes/s) that rates at `cal['jack_bound']` × the interval's jack difficulty."
+    jack_msd = cal["jack_scale"] * np.maximum(tab["column_rate"], 1e-9) ** cal["jack_power"]
+    return (cal["jack_bound"] * jack_msd / cal["scale"]) ** (1 / cal["power"])
+
 # %% ../nbs/03_features.ipynb #a1edbd66
 def _estimate(times: np.ndarray, masks: np.ndarray, cal: dict = CALIBRATION) -> dict:
     tab = pattern_table(times, masks); pres = pattern_presence(tab)
     hands = np.stack([_smooth(tab["left"]), _smooth(tab["right"])]) / BIN_S      # (2, M) notes/s per hand
     w = np.stack([tab["left"], tab["right"]]).ravel()
+    v, ceiling = vibro_presence(tab), jack_ceiling(tab, cal)                      # jack-bound: d → min(d, ceiling)
     names = list(cal["floor"])
-    d = np.stack([(hands * (cal["floor"][k] + (1 - cal["floor"][k]) * pres[k])).ravel() for k in names] + [hands.ravel()])
-    r = solve_rating(d, w)
+    d = [hands * (cal["floor"][k] + (1 - cal["floor"][k]) * pres[k]) for k in names]
+    r = solve_rating(np.stack([(x - v * np.maximum(0, x - ceiling)).ravel() for x in d] + [hands.ravel()]), w)
     out = {k: cal["scale"] * r[i] ** cal["power"] for i, k in enumerate(names)}
     jr = solve_rating(_smooth(tab["column_rate"])[None], tab["notes"])[0]
     out["jackspeed"] = cal["jack_scale"] * jr ** cal["jack_power"]
     out["overall"] = max(out[k] for k in PATTERNS)
     peak = hands.max(0)[tab["notes"] > 0]; c = float(np.mean(np.minimum(peak / max(r[-1], 1e-9), 1.0)))
-    out["stamina"] = out["overall"] * min(1.0, cal["stamina_base"] + cal["stamina_slope"] * c)
+    out["stamina"] = max(out[k] for k in names) * min(1.0, cal["stamina_base"] + cal["stamina_slope"] * c)
     return {k: float(min(out[k], cal["cap"])) for k in SKILLSETS}
 
 def skillsets(beatmap: Beatmap, rate: float = 1.0, backend: str = "estimate", until_ms: float | None = None) -> dict:
@@ -365,7 +382,7 @@ def prompt_from_chart(beatmap: Beatmap, rate: float = 1.0) -> dict:
     return p
 
 # %% ../nbs/03_features.ipynb #648ecbe5
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2   # 2: skillsets with the jack ceiling (jacks and vibro)
 
 def compute_features(beatmap: Beatmap) -> dict:
     "Per-chart features for the dataset: counts, sr, ln_ratio, rc/hb/ln, ett, skillsets and more/less flags."
