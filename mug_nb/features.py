@@ -143,7 +143,7 @@ def teaching_strains(beatmap: Beatmap, individual_decay: float = 0.125, overall_
 
 # %% ../nbs/03_features.ipynb #ad2e65e6
 BIN_S = 0.5                                                # interval length (s), as in MinaCalc
-FAST_S = (0.09, 0.14)                                      # column hit again within 90 ms: a fast repeat; after 140 ms: not
+FAST_S = (0.10, 0.15)                                      # column hit again within 100 ms: a fast repeat; after 150 ms: not
 _POP = np.array([bin(m).count("1") for m in range(16)])    # notes in a row mask
 
 def _smooth(x: np.ndarray) -> np.ndarray:

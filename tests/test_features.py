@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from mug_nb.features import (COMPAT_VOCAB, DEFAULT_VOCAB, VOCABULARIES, vocabulary, PATTERNS, SKILLSETS, FeatureError, FeatureStore, Vocabulary,
+from mug_nb.features import (CALIBRATION, FAST_S, _estimate, note_rows, pattern_table, vibro_presence,
+                             COMPAT_VOCAB, DEFAULT_VOCAB, VOCABULARIES, vocabulary, PATTERNS, SKILLSETS, FeatureError, FeatureStore, Vocabulary,
                              _chart, asset_path, compute_features, file_hash, ln_ratio, map_type, pattern_flags,
                              prompt_from_chart, prompt_to_ids, skillsets, star_rating, summary, type_flags)
 from mug_nb.osu import read_osu
@@ -211,6 +212,62 @@ def test_skillsets_against_minacalc(peer_data):
         assert _spearman(a, b) >= 0.7, k
         if k == "overall":
             assert _spearman(a, b) >= 0.9 and np.abs(a - b).mean() <= 1.5
+
+
+# ---------------------------------------------------------------- jacks and vibro (issue 19)
+DENSE = ("stream", "jumpstream", "handstream", "technical")
+VIBRO_CHARTS = ("hydrangea.osu", "namida.osu", "Chip Skylark - Shiny Teeth (Of Mass M Remix) (Swan) [Vibro Teeth].osu")
+
+
+def rolled(period=80, step=20, cols=(0, 1, 2, 3), seconds=30):
+    "Each column of `cols` every `period` ms, each `step` ms after the one before (step 0: chords)."
+    return _chart([(1000 + k * period + i * step, c) for k in range(seconds * 1000 // period) for i, c in enumerate(cols)])
+
+
+@pytest.mark.parametrize("period,step,cols", [
+    (80, 20, (0, 1, 2, 3)), (75, 19, (0, 1, 2, 3)), (100, 25, (3, 2, 1, 0)),   # vibro: rolled over four columns
+    (80, 20, (0, 1)),                                                          # one hand trilling at vibro speed
+    (80, 0, (0, 1, 2, 3)), (80, 0, (1, 2))])                                   # quadjack, jumpjack at 12.5 per second
+def test_vibro_and_fast_jacks_are_rated_by_jackspeed(period, step, cols):
+    s = skillsets(rolled(period, step, cols))
+    assert max(PATTERNS, key=s.get) == "jackspeed" and s["overall"] == s["jackspeed"] < 40
+    for k in DENSE + ("chordjack", "stamina"):
+        assert s[k] < 0.7 * s["jackspeed"], k
+        assert s[k] == pytest.approx(CALIBRATION["jack_bound"] * s["jackspeed"], rel=0.1), k   # the ceiling binds
+
+
+def test_fast_repeat_share():
+    lo, hi = FAST_S
+    for gap, weight in ((lo - 0.01, 1.0), ((lo + hi) / 2, 0.5), (hi + 0.01, 0.0)):
+        tab = pattern_table(*note_rows(_chart([(0, 2), (round(gap * 1000), 2)])))
+        assert tab["fast"][0] == pytest.approx(weight / 2, abs=0.02)               # 2 notes, the second repeats
+    vib, st = pattern_table(*note_rows(rolled())), pattern_table(*note_rows(stream_chart()))
+    assert vibro_presence(vib)[2:-2].min() == 1 and vibro_presence(st).max() == 0
+    assert vib["jack"].max() == 0                       # no row repeats the row before: the old jack share missed it
+
+
+def test_jack_ceiling_leaves_ordinary_charts_alone():
+    off = {**CALIBRATION, "jack_bound": float("inf")}
+    for bm in (stream_chart(), stream_chart(nps=12), chordjack_chart(), chordjack_chart(rps=6)):
+        rows = note_rows(bm)
+        assert _estimate(*rows) == _estimate(*rows, off)
+
+
+def test_vibro_section_in_a_stream_chart():
+    base = stream_chart(30)
+    both = _chart([(n.time, n.column) for n in base.notes] + [(31000 + k * 80 + i * 20, i) for k in range(125) for i in range(4)])
+    s0, s = skillsets(base), skillsets(both)
+    assert max(PATTERNS, key=s0.get) in ("stream", "technical")               # the stream alone is a stream chart
+    assert s["overall"] == s["jackspeed"] and max(s[k] for k in DENSE + ("chordjack",)) < 0.7 * s["jackspeed"]
+    assert s["stream"] > s0["stream"]                                          # the vibro still counts, under its ceiling
+
+
+@pytest.mark.parametrize("name", VIBRO_CHARTS)
+def test_peer_vibro_charts_are_rated_by_their_jacks(peer_data, name):
+    s = skillsets(read_osu(peer_data / "maps" / "ManiaStarReducer" / name))
+    lead = max(s["jackspeed"], s["chordjack"])
+    assert all(s[k] < lead for k in DENSE) and s["stamina"] < lead
+    assert s["overall"] == lead and max(s.values()) < 40
 
 
 # ---------------------------------------------------------------- chart -> prompt, store, summary
