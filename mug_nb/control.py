@@ -141,6 +141,7 @@ class Goal:
     lo: float
     hi: float
     knob: str                      # 'density', 'holds' or 'style'
+    tuned: bool = True             # False: measured and reported, but no knob is turned for it
 
     def error(self, m: dict) -> float:
         "How far the measured value lies outside [lo, hi] (0 for a hit; for a style: 1 when it is not a top two)."
@@ -172,7 +173,8 @@ def goals(prompt: dict, tolerance=1.0) -> list[Goal]:
         for k, (lo, hi) in TYPE_RANGES.items():
             if prompt.get(k) in (1, True): out.append(Goal("ln_ratio", k, lo, hi, "holds")); break
     out += [Goal(k, True, 1, 1, "style") for k in STYLES if prompt.get(k) in (1, True)]
-    return out
+    first = {g.knob: g for g in reversed(out)}          # one goal per knob is steered; the rest are reported
+    return [replace(g, tuned=first[g.knob] is g) for g in out]
 
 # %% ../nbs/13b_control.ipynb #282bd6d2
 KNOB_RANGE = dict(density=(-12.0, 24.0), holds=(-16.0, 32.0))
@@ -222,12 +224,16 @@ class Steered:
         out = []
         for g in self.goals:
             got = (g.key in top_patterns(self.measured)) if g.knob == "style" else round(self.measured[g.key], 3)
-            out.append(dict(feature=g.key, asked=g.asked, got=got, hit=g.error(self.measured) == 0,
+            out.append(dict(feature=g.key, asked=g.asked, got=got, hit=g.error(self.measured) == 0, steered=g.tuned,
                             miss=round(g.error(self.measured), 3)))
         return out
 
 def _miss(gs, m) -> float:
     return sum(g.error(m) / max(g.hi - g.lo, 1e-3) * (0.5 if g.knob == "style" else 1) for g in gs)
+
+def _rank(gs, m) -> tuple:
+    "Order charts by the miss of the steered goals, then by the miss of all."
+    return _miss([g for g in gs if g.tuned], m), _miss(gs, m)
 
 _ORDER = dict(holds=0, style=1, density=2)
 
@@ -237,9 +243,10 @@ def steer(draft: Draft, targets: list[Goal], finish, rounds: int = 3, max_evals:
     def run(k: Knobs):
         if k not in tried: bm = finish(render(draft, k)); tried[k] = (bm, measure(bm))
         return tried[k]
-    knobs = Knobs(); run(knobs)
-    for _ in range(rounds if targets else 0):
-        for g in sorted(targets, key=lambda g: _ORDER[g.knob]): knobs = tune(g, knobs, run, max_evals)
-        if _miss(targets, run(knobs)[1]) == 0: break
-    best = min(tried, key=lambda k: (_miss(targets, tried[k][1]), k != knobs))
+    knobs, steered = Knobs(), [g for g in targets if g.tuned]
+    run(knobs)
+    for _ in range(rounds if steered else 0):
+        for g in sorted(steered, key=lambda g: _ORDER[g.knob]): knobs = tune(g, knobs, run, max_evals)
+        if _miss(steered, run(knobs)[1]) == 0: break
+    best = min(tried, key=lambda k: (*_rank(targets, tried[k][1]), k != knobs))
     return Steered(tried[best][0], best, tried[best][1], list(targets), len(tried))

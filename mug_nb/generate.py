@@ -576,7 +576,7 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | Non
         if targets:
             bm.metadata['AIControl'] = control_text(steered.report())
             for r in steered.report():
-                if not r['hit']: warnings.warn(f"variant {i + 1}: asked {r['feature']} {r['asked']}, the closest chart "
+                if r['steered'] and not r['hit']: warnings.warn(f"variant {i + 1}: asked {r['feature']} {r['asked']}, the closest chart "
                                                f"has {r['got']} (misses by {r['miss']})", stacklevel=2)
         out.append(bm)
     return out

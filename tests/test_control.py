@@ -168,3 +168,16 @@ def test_generate_warns_when_the_song_cannot_carry_the_request(song):
 def test_generate_rejects_a_bad_tolerance(song):
     with pytest.raises(G.GenerateError, match="tolerance"):
         G.generate(song, {"sr": 3}, count=1, tolerance=-1)
+
+
+def test_a_full_prompt_steers_one_goal_per_knob():
+    from collections import Counter
+    from mug_nb.features import prompt_from_chart
+    from mug_nb.osu import read_osu
+    bm = read_osu(G.Path(__file__).resolve().parents[1] / "data_samples/songs/synth0011-house/synth0011-house [Hard].osu")
+    gs = K.goals(prompt_from_chart(bm))
+    assert len(gs) > 4 and max(Counter(g.knob for g in gs if g.tuned).values()) == 1
+    assert [g.key for g in gs if g.tuned and g.knob == "density"] == ["sr"]
+    st = K.steer(toy_draft(T=2000), gs, bare)
+    assert len(st.report()) == len(gs) and st.trials <= 3 * 3 * 10 + 1
+    assert all(r["hit"] for r in st.report() if r["steered"] and r["feature"] == "sr")
