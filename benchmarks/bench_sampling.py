@@ -4,28 +4,32 @@ before and after each inference optimisation.
     python benchmarks/bench_sampling.py [--threads 1] [--reps 3] [--config full|tiny] [--steps N] [--frozen] [--compile]
                                         [--no-song] [--conv-table] [--original DIR]
 
-Stages (cumulative):
-  baseline       eval + no_grad; S4 kernels recomputed every call; audio branch recomputed every call;
+Every stage is the reference model (`build_model`) rewritten by `mug_nb.fast.optimize_for_inference(model,
+rewrites=...)` with the rewrites named so far; the last stage is `optimize_for_inference(model)`, what generation
+uses. Stages (cumulative):
+  baseline       the reference model, eval + no_grad; S4 kernels recomputed every call (their cache switched off);
                  guidance re-concatenates the prompt and all audio maps every step (as the original does)
-  +s4_cache      S4 kernels (and their FFTs) cached: they depend only on the parameters and the length
+  +s4_cache      S4 kernels (and their FFTs) cached: they depend only on the parameters and the length (09_s4)
   +pointwise     kernel-size-1 convolutions as matrix products (PyTorch's CPU conv path is slow for them),
                  including the audio-free part of the 1x1 skip of each level's first ResBlock (bias pre-added)
   +audio_once    the audio-only part of each level's first ResBlock computed once per song, and the
                  guided batch's doubled prompt/audio built once
-  +prompt_kv     the cross-attention keys/values of the prompt (21 tokens) reused across steps
+  +attention     relative tables gathered once per length, attention in cache-sized chunks, in place
+                 (the prompt_kv stage of earlier versions, the keys/values of the prompt memoised, is gone:
+                 the fold below supersedes it)
   +inference     torch.inference_mode instead of no_grad
   +halves        guidance only: the cond and uncond halves share every layer before the first cross-attention
-                 (the U-Net's `halves=True`, used by the samplers; the level-0 blocks run once, not twice)
-  +winograd      the U-Net's kernel-3 convolutions at 128+ channels with Winograd's F(4,3) (`use_winograd`,
-                 done by `build_model`): 6 multiplications per 4 outputs (per input/output channel pair) instead
+                 (`FastUNet(..., halves=True)`, used by the samplers; the level-0 blocks run once, not twice)
+  +winograd      the U-Net's kernel-3 convolutions at 128+ channels with Winograd's F(4,3)
+                 (`winograd`): 6 multiplications per 4 outputs (per input/output channel pair) instead
                  of 12, as 6 matrix products; the step's work drops from 20.9 to 17.4 GFLOP. Their weights,
                  transformed once, take twice the memory of the originals (+0.26 GB for the full U-Net)
   +packed        every Linear and 1x1 convolution of the U-Net and the Winograd products multiply with weights
-                 re-ordered once into oneDNN's blocked layout (`use_packed_weights`, done by `build_model`; `torch.ops.mkldnn`, checked at
+                 re-ordered once into oneDNN's blocked layout (`packed`; `torch.ops.mkldnn`, checked at
                  first use, with the plain path as fallback): MKL's sgemm runs these few-row products at 50-90
                  GFLOP/s on this machine's AMD cores, oneDNN with packed weights at 90-105
   +fold          the prompt's keys and values folded into each cross-attention's query and output projections
-                 (`fold_prompt_attention`, done by `build_model`): per head, scores = x (W_q^T K^T) and output
+                 (`fold`): per head, scores = x (W_q^T K^T) and output
                  = A (V W_o^T), two products with heads x 21 = 168 columns instead of to_q and to_out (C x C)
                  and no head transposes; the 16 cross-attentions of a guided step take 14 ms instead of 32 ms
   +frozen        (opt-in, --frozen) the U-Net traced with TorchScript for this song's conditions and frozen
@@ -106,14 +110,13 @@ import time
 
 import torch
 
+import copy
+
 from mug_nb.model import Config, build_model
 from mug_nb.s4 import SSKernelNPLR
-from mug_nb.unet import (PointwiseConv1d, use_matmul_pointwise, MemoLinear, cache_prompt_kv, WinogradConv1d,
-                         use_winograd, winograd_weight, winograd_conv1d, PromptAttention, fold_prompt_attention)
-from mug_nb.encoders import CrossAttention
 from mug_nb.diffusion import _guided_eps, _double
-import mug_nb.unet as unet_mod
-from mug_nb.unet import PackedLinear, PackedPointwiseConv1d, use_packed_weights, onednn_packing
+import mug_nb.fast as fast_mod
+from mug_nb.fast import optimize_for_inference, REWRITES, onednn_packing, winograd_weight, winograd_conv1d
 
 
 def perturb(model, seed=0):
@@ -156,66 +159,43 @@ def main():
     if a.conv_table: return conv_table()
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    model = build_model(Config.full() if a.config == "full" else Config.tiny()).eval()
-    perturb(model)
+    reference = build_model(Config.full() if a.config == "full" else Config.tiny()).eval()
+    perturb(reference)
     print(f"built {a.config} model in {time.perf_counter() - t0:.1f} s; threads={a.threads}, reps={a.reps}")
-    unet = model.model.unet_model
     L = 512
     with torch.inference_mode():
         mel = torch.rand(1, 128, L * 64)
-        t0 = time.perf_counter(); w = model.model.wave_model(mel); tw = time.perf_counter() - t0
-        ids = torch.randint(0, model.model.cond_stage_model.embedding.num_embeddings, (1, 21))
-        c = model.model.cond_stage_model(ids)
-        uc = model.model.cond_stage_model(torch.zeros_like(ids))
+        t0 = time.perf_counter(); w = reference.model.wave_model(mel); tw = time.perf_counter() - t0
+        ids = torch.randint(0, reference.model.cond_stage_model.embedding.num_embeddings, (1, 21))
+        c = reference.model.cond_stage_model(ids)
+        uc = reference.model.cond_stage_model(torch.zeros_like(ids))
     print(f"audio encoder on mel 128 x {L * 64}: {tw:.2f} s (once per song)")
     x = torch.randn(1, 16, L, generator=torch.Generator().manual_seed(1))
     t = torch.tensor([501])
-    eps_fn = model.model
 
-    doubling_fn = lambda x, t, c, w: eps_fn(x, t, c, w)     # no `shares_guided_halves`: the plain doubled batch
-
-    def stage(s4_cache, pointwise, audio_once, prompt_kv, inference, halves=False, winograd=False, packed=False,
-              fold=False):
+    def stage(s4_cache, rewrites, inference):
+        "The reference model rewritten with `rewrites` (a fresh copy), and its plain and guided step."
         SSKernelNPLR.cache_enabled = s4_cache
-        unet_mod._ONEDNN[:] = [packed and has_onednn]        # oneDNN packing (Linear and Winograd products) on/off
-        for m in model.modules():
-            if type(m) is PackedLinear: m.__class__ = torch.nn.Linear
-            elif type(m) is PackedPointwiseConv1d: m.__class__ = PointwiseConv1d
-        if prompt_kv: cache_prompt_kv(unet)
-        else:
-            for m in model.modules():
-                if type(m) is MemoLinear: m.__class__ = torch.nn.Linear; m._memo = None
-        if pointwise: use_matmul_pointwise(model)
-        else:
-            for m in model.modules():
-                if type(m) is PointwiseConv1d: m.__class__ = torch.nn.Conv1d
-        if winograd: use_winograd(unet)
-        else:
-            for m in model.modules():
-                if type(m) is WinogradConv1d: m.__class__ = torch.nn.Conv1d
-        if packed: use_packed_weights(unet)
-        if fold: fold_prompt_attention(unet)
-        else:
-            for m in model.modules():
-                if type(m) is PromptAttention: m.__class__ = CrossAttention; m._fold_memo = None
-        unet.cache_audio = audio_once
+        fast_mod._ONEDNN[:] = ["packed" in rewrites and has_onednn]   # oneDNN products (Linear and Winograd) on/off
+        model = optimize_for_inference(copy.deepcopy(reference), rewrites=rewrites)
         for m in model.modules():
             if isinstance(m, SSKernelNPLR): m._cache.clear()
-        unet._audio_cache = None
-        ctx = torch.inference_mode if inference else torch.no_grad
-        doubled = _double(c, w, uc) if audio_once else None
+        eps_fn, ctx = model.model, torch.inference_mode if inference else torch.no_grad
+        doubled = _double(c, w, uc) if "audio_once" in rewrites else None
 
         def plain():
             with ctx(): return eps_fn(x, t, c, w)
 
         def guided():
-            with ctx(): return _guided_eps(eps_fn if halves else doubling_fn, x, t, c, w, a.cfg_scale, uc, doubled)
+            with ctx(): return _guided_eps(eps_fn, x, t, c, w, a.cfg_scale, uc, doubled)
         return plain, guided
 
-    stages = [("baseline", (False,) * 5), ("+s4_cache", (True, False, False, False, False)),
-              ("+pointwise", (True, True, False, False, False)), ("+audio_once", (True, True, True, False, False)),
-              ("+prompt_kv", (True, True, True, True, False)), ("+inference", (True,) * 5), ("+halves", (True,) * 6),
-              ("+winograd", (True,) * 7), ("+packed", (True,) * 8), ("+fold", (True,) * 9)]
+    order = ("pointwise", "audio_once", "attention", "inference", "halves", "winograd", "packed", "fold")
+    stages = [("baseline", (False, (), False)), ("+s4_cache", (True, (), False))]
+    for i, name in enumerate(order):
+        chosen = [r for r in order[:i + 1] if r in REWRITES]
+        stages.append(("+" + name, (True, tuple(chosen), i >= order.index("inference"))))
+    assert set(stages[-1][1][1]) == set(REWRITES)               # the last stage is optimize_for_inference(model)
     runs = {name: [] for name, _ in stages}
     outs = {}
     for r in range(a.reps):                                  # interleaved, so load changes hit every stage alike
@@ -225,6 +205,7 @@ def main():
             w2, c2, o2 = timed(guided, 1)
             runs[name].append((w1, c1, w2, c2))
             outs[name] = (o1.clone(), o2.clone())
+            del plain, guided
     ref = outs["baseline"]
     rows = []
     for name, _ in stages:
@@ -235,10 +216,10 @@ def main():
         print(f"{name:12s} no guidance {w1:6.3f} s/step (cpu {c1:6.3f})   guidance {w2:6.3f} s/step (cpu {c2:6.3f})"
               f"   max|diff vs baseline| {d:.1e}"
               + (f"   cpu vs original 0.515/0.917 s: {0.515 / c1:.2f}x / {0.917 / c2:.2f}x" if a.config == "full" else ""), flush=True)
-    SSKernelNPLR.cache_enabled, unet.cache_audio = True, True
-    use_matmul_pointwise(model); cache_prompt_kv(unet); use_winograd(unet); use_packed_weights(unet)
-    fold_prompt_attention(unet)
-    unet_mod._ONEDNN[:] = [has_onednn]
+    SSKernelNPLR.cache_enabled = True
+    fast_mod._ONEDNN[:] = [has_onednn]
+    model = optimize_for_inference(reference)                # from here on: the model as generation runs it
+    unet, eps_fn = model.model.unet_model, model.model
     b, f = rows[0], rows[-1]
     print(f"before -> after (cpu, median): no guidance {b[2]:.3f} -> {f[2]:.3f} s/step, guidance {b[4]:.3f} -> {f[4]:.3f} s/step")
     print(f"speed-up (wall): no guidance {b[1] / f[1]:.2f}x, guidance {b[3] / f[3]:.2f}x;"
@@ -297,16 +278,16 @@ def conv_table():
 def floor(eps_fn, x, t, c, w, b, f, a):
     "Floating-point work of one step, this machine's matrix-product rate, and the fastest step they allow."
     from torch.utils.flop_counter import FlopCounterMode
-    unet_mod._ONEDNN[:] = [False]                            # the flop counter does not see oneDNN's ops
+    fast_mod._ONEDNN[:] = [False]                            # the flop counter does not see oneDNN's ops
     with torch.no_grad():
         eps_fn(x, t, c, w)                                   # the caches are keyed on the grad mode: warm them
         with FlopCounterMode(display=False) as fc: eps_fn(x, t, c, w)
-    unet_mod._ONEDNN[:] = [has_onednn]
+    fast_mod._ONEDNN[:] = [has_onednn]
     gflop = fc.get_total_flops() / 1e9
     m1, m2 = torch.randn(64, 512), torch.randn(512, 512)
     rate = 2 * 64 * 512 * 512 / 1e9 / timed(lambda: [m1 @ m2 for _ in range(20)], 5)[1] * 20   # GFLOP/s, best of 5
     if has_onednn:                                           # the packed oneDNN product, if faster, sets the floor
-        from mug_nb.unet import packed_weight, packed_linear
+        from mug_nb.fast import packed_weight, packed_linear
         p2 = packed_weight(m2.T.contiguous())
         with torch.inference_mode():
             rate = max(rate, 2 * 64 * 512 * 512 / 1e9 / timed(lambda: [packed_linear(m1, p2) for _ in range(20)], 5)[1] * 20)

@@ -126,7 +126,7 @@ def diffusion_loss(model, x0: torch.Tensor, c, w, t: torch.Tensor | None = None,
 def _guided_eps(eps_fn, x, t, c, w, cfg_scale: float, uc, doubled=None):
     """ε, or ε_u + s (ε_c - ε_u) in one doubled batch when uc is given and s != 1.
     `doubled` = (cat([uc, c]), [cat([w_i, w_i])]) built once by the samplers (same numbers, fewer copies).
-    A network with `shares_guided_halves = True` takes x and t once and `halves=True` (see `UNetModel`)."""
+    A network with `shares_guided_halves = True` takes x and t once and `halves=True` (`mug_nb.fast`)."""
     if uc is None or cfg_scale == 1.0: return eps_fn(x, t, c, w)
     c2, w2 = doubled if doubled is not None else _double(c, w, uc)
     if getattr(eps_fn, "shares_guided_halves", False) and c2.shape[0] == 2 * x.shape[0]:   # x, t given once:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _torch_checkpoint
+from einops import rearrange
 
 from .vae import Downsample, Normalize, ResnetBlock
 
@@ -61,53 +62,31 @@ class CrossAttention(nn.Module):
             self.relative_position_embedding = nn.Parameter(torch.zeros(2 * position_max_embedding + 1, heads))
             self.C_embedding = nn.Parameter(torch.ones(2 * position_max_embedding + 1, heads))
         self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(dropout))
-        self._table_cache: dict = {}
 
 # %% ../nbs/08_encoders.ipynb #b92efedf
 def _tables(self: CrossAttention, n_q: int, n_k: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    P, C = self.relative_position_embedding, self.C_embedding
-    def gather():
-        idx = relative_index(n_q, n_k, self.position_max_embedding, device)
-        return P[idx].permute(2, 0, 1), C[idx].permute(2, 0, 1)
-    if (torch.is_grad_enabled() and (P.requires_grad or C.requires_grad)) or P.is_inference() or C.is_inference():
-        return gather()  # (parameters made under inference_mode have no version counter: don't cache)
-    key = (n_q, n_k, str(device), P.dtype, P._version, C._version, P.data_ptr(), C.data_ptr(),
-           torch.is_inference_mode_enabled())  # an inference tensor must not leak into autograd
-    hit = self._table_cache.get("tables")
-    if hit is None or hit[0] != key:
-        with torch.no_grad(): hit = (key, gather())
-        self._table_cache["tables"] = hit
-    return hit[1]
+    "The additive (P) and multiplicative (C) tables for n_q queries and n_k keys, (heads, n_q, n_k) each."
+    idx = relative_index(n_q, n_k, self.position_max_embedding, device)
+    return self.relative_position_embedding[idx].permute(2, 0, 1), self.C_embedding[idx].permute(2, 0, 1)
 
 CrossAttention.tables = _tables
 
 # %% ../nbs/08_encoders.ipynb #cd53ce53
-def _attend(self: CrossAttention, q, k, v, P, C):
-    "q (B,h,n,d), k/v (B,h,m,d), P/C (h,n,m) -> (B,h,n,d)."
-    sim = torch.matmul(q, k.transpose(-1, -2)).add_(P).mul_(self.scale)  # in place on a fresh tensor
-    w = sim.softmax(dim=-1)
-    return torch.matmul(w.mul_(C) if not torch.is_grad_enabled() else w * C, v)
-
 def _attention_forward(self: CrossAttention, x: torch.Tensor, context: torch.Tensor | None = None,
-                       mask: torch.Tensor | None = None, chunk: int | None = None) -> torch.Tensor:
-    B, n, _ = x.shape
+                       mask: torch.Tensor | None = None) -> torch.Tensor:
+    "x (B, n, query_dim), context (B, m, context_dim) or None (self-attention), mask (B, m) booleans: True = attend."
+    if mask is not None and self.relative_position:
+        raise EncoderError("CrossAttention: masks are only supported with relative_position=False")
     context = x if context is None else context
-    split = lambda t: t.unflatten(-1, (self.heads, self.dim_head)).transpose(1, 2)
-    q, k, v = split(self.to_q(x)), split(self.to_k(context)), split(self.to_v(context))
-    m = k.shape[2]
-    if mask is not None:  # (B, m) booleans: True = attend
-        if not self.relative_position: mask = mask[:, None, None, :]
-        else: raise EncoderError("CrossAttention: masks are only supported with relative_position=False")
+    heads = lambda t: rearrange(t, "b n (h d) -> b h n d", h=self.heads)
+    q, k, v = heads(self.to_q(x)), heads(self.to_k(context)), heads(self.to_v(context))
     if not self.relative_position:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask[:, None, None, :])
     else:
-        P, C = self.tables(n, m, x.device)
-        if chunk is None: chunk = 2 ** 24 if torch.is_grad_enabled() else 2 ** 17   # inference: cache-sized
-        step = max(1, chunk // max(1, B * self.heads * m))
-        if n > step: q, k, v = q.contiguous(), k.contiguous(), v.contiguous()   # once, not a copy per chunk
-        out = torch.cat([_attend(self, q[:, :, s:s + step], k, v, P[:, s:s + step], C[:, s:s + step])
-                         for s in range(0, n, step)], dim=2) if n > step else _attend(self, q, k, v, P, C)
-    return self.to_out(out.transpose(1, 2).flatten(2))
+        P, C = self.tables(q.shape[2], k.shape[2], x.device)
+        sim = (q @ k.transpose(-1, -2) + P) * self.scale
+        out = (sim.softmax(dim=-1) * C) @ v
+    return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
 CrossAttention.forward = _attention_forward
 
@@ -120,7 +99,7 @@ class GEGLU(nn.Module):
 
     def forward(self, x):
         x, gate = self.proj(x).chunk(2, dim=-1)
-        return F.gelu(gate).mul_(x) if not torch.is_grad_enabled() else x * F.gelu(gate)
+        return x * F.gelu(gate)
 
 class FeedForward(nn.Module):
     "GEGLU (or Linear+GELU) → Dropout → Linear; names `net.0`, `net.2` as in the original."
@@ -146,13 +125,9 @@ class BasicTransformerBlock(nn.Module):
         self.checkpoint = checkpoint
 
     def _forward(self, x, context=None):
-        if torch.is_grad_enabled():
-            x = self.attn1(self.norm1(x)) + x
-            x = self.attn2(self.norm2(x), context=context) + x
-            return self.ff(self.norm3(x)) + x
-        x = self.attn1(self.norm1(x)).add_(x)  # inference: same sums, no extra buffers
-        x = self.attn2(self.norm2(x), context=context).add_(x)
-        return self.ff(self.norm3(x)).add_(x)
+        x = self.attn1(self.norm1(x)) + x
+        x = self.attn2(self.norm2(x), context=context) + x
+        return self.ff(self.norm3(x)) + x
 
     def forward(self, x, context=None):
         if self.checkpoint and self.training and torch.is_grad_enabled():

@@ -17,8 +17,7 @@ from torch import nn
 
 from .vae import AutoencoderKL
 from .encoders import BeatmapFeatureEmbedder, MelspectrogramScaleEncoder1D
-from .unet import (UNetModel, use_matmul_pointwise, cache_prompt_kv, fold_prompt_attention, use_winograd,
-                        use_packed_weights)
+from .unet import UNetModel
 from .s4 import set_s4_mode
 from .diffusion import make_beta_schedule, schedule_buffers, diffusion_loss, SCHEDULE_BUFFERS
 from .refiner import RefinerConfig, RowRefiner
@@ -164,8 +163,7 @@ class MugDiffusionWrapper(nn.Module):
         self.first_stage_model.eval()             # the VAE stays frozen
         return self
 
-    shares_guided_halves = True                   # `_guided_eps` may pass x, t once with halves=True
-    def forward(self, x, t, c, w, halves: bool = False): return self.unet_model(x, t, c, *w, halves=halves)
+    def forward(self, x, t, c, w): return self.unet_model(x, t, c, *w)
     def wave_output(self, mel): return self.wave_model(mel)
     def cond_output(self, ids): return self.cond_stage_model(ids)
     def encode(self, note): return self.first_stage_model.encode(note)
@@ -221,13 +219,7 @@ def build_model(config: Config | None = None) -> DDPM:
     n = _vocab_size(config.prompt.vocab)
     if n is not None and n != config.prompt.num_embeddings:
         config.prompt.num_embeddings = n
-    model = DDPM(config)
-    use_matmul_pointwise(model)          # 1x1 convolutions as matrix products (same parameters, faster on CPU)
-    cache_prompt_kv(model.model.unet_model)   # the prompt's keys/values are reused across sampling steps
-    fold_prompt_attention(model.model.unet_model)   # ...and folded into the cross-attention's projections
-    use_winograd(model.model.unet_model)      # 3-tap convolutions at 128+ channels with Winograd F(4,3) at inference
-    use_packed_weights(model.model.unet_model) # linear layers multiply with oneDNN-packed weights at inference (CPU)
-    return model
+    return DDPM(config)
 
 # %% ../nbs/12_model.ipynb #4bb087cc
 _TARGETS = {"model": "mug.diffusion.diffusion.DDPM", "unet_config": "mug.diffusion.unet.UNetModel",

@@ -12,16 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .vae import Normalize, Downsample, Upsample
-from .encoders import ContextualTransformer, CrossAttention
+from .encoders import ContextualTransformer
 from .s4 import S4Layer
 
 # %% auto #0
-__all__ = ['PACK_MIN_WEIGHTS', 'UNetError', 'timestep_embedding', 'TimestepBlock', 'zero_module', 'TimestepResBlock',
-           'AudioConcatBlock', 'LSTMLayer', 'TimestepEmbedSequential', 'UNetModel', 'audio_constants',
-           'PointwiseConv1d', 'use_matmul_pointwise', 'tensor_key', 'MemoLinear', 'cache_prompt_kv', 'PromptAttention',
-           'fold_prompt_attention', 'onednn_packing', 'packable', 'packed_weight', 'packed_linear', 'cached_weight',
-           'PackedLinear', 'PackedPointwiseConv1d', 'use_packed_weights', 'winograd_matrices', 'winograd_weight',
-           'winograd_packed', 'winograd_conv1d', 'WinogradConv1d', 'use_winograd', 'parameter_table']
+__all__ = ['UNetError', 'timestep_embedding', 'TimestepBlock', 'zero_module', 'TimestepResBlock', 'AudioConcatBlock', 'LSTMLayer',
+           'TimestepEmbedSequential', 'UNetModel', 'parameter_table']
 
 # %% ../nbs/10_unet.ipynb #0826e1fe
 class UNetError(ValueError):
@@ -96,8 +92,7 @@ def _attn_heads(ch: int, num_heads: int, num_head_channels: int) -> tuple[int, i
     return ch // num_head_channels, num_head_channels
 
 class UNetModel(nn.Module):
-    """MuG's 1-D U-Net: forward(x (B,C,L), t (B,), context (B,Cc,21), *audios) -> eps (B,C,L).
-    With `halves=True` (guidance) x and t are one half of a batch whose context (and audio) has 2B rows."""
+    "MuG's 1-D U-Net: forward(x (B,C,L), t (B,), context (B,Cc,21), *audios) -> eps (B,C,L)."
     def __init__(self, in_channels=16, model_channels=128, out_channels=16, num_res_blocks=2,
                  attention_resolutions=(8, 4, 2), audio_channels=(256, 512, 512, 512), dropout=0.0,
                  channel_mult=(1, 2, 3, 4), conv_resample=True, num_heads=8, num_head_channels=-1,
@@ -122,7 +117,6 @@ class UNetModel(nn.Module):
             ch += audio_channels[level]
             for i in range(num_res_blocks):
                 layers = [res(ch, mult * model_channels)]
-                if i == 0: layers[0].audio_slice = (ch - audio_channels[level], ch)
                 ch = mult * model_channels
                 if ds in attention_resolutions: layers.append(attn(ch))
                 if lstm_layer and i == 0: layers.append(LSTMLayer(ch, num_groups=num_groups))
@@ -138,7 +132,6 @@ class UNetModel(nn.Module):
             ch += audio_channels[level]
             for i in range(num_res_blocks + 1):
                 layers = [res(ch + chans.pop(), model_channels * mult)]
-                if i == 0: layers[0].audio_slice = (ch - audio_channels[level], ch)
                 ch = model_channels * mult
                 if ds in attention_resolutions: layers.append(attn(ch))
                 if lstm_layer and i == 0: layers.append(LSTMLayer(ch, num_groups=num_groups))
@@ -148,390 +141,37 @@ class UNetModel(nn.Module):
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
         self.out = nn.Sequential(Normalize(ch, num_groups), nn.SiLU(),
                                  zero_module(nn.Conv1d(ch, out_channels, 3, padding=1)))
-        self.cache_audio, self._audio_cache = True, None
         # tiny configs: the pooled prompt joins the timestep embedding (below); None in the original
         self.prompt_embed = nn.Sequential(nn.Linear(context_dim, ted), nn.SiLU(), zero_module(nn.Linear(ted, ted))) \
             if prompt_embedding else None
 
 # %% ../nbs/10_unet.ipynb #e987818d
-def _unet_forward(self: UNetModel, x: torch.Tensor, timesteps: torch.Tensor, context=None, *audios,
-                  halves: bool = False) -> torch.Tensor:
+def _unet_forward(self: UNetModel, x: torch.Tensor, timesteps: torch.Tensor, context=None, *audios) -> torch.Tensor:
+    audios = self.level_audio(x, audios)
+    if timesteps.ndim == 2: timesteps = timesteps[:, 0]
+    emb = self.time_embed(timestep_embedding(timesteps, self.model_channels))
+    if self.prompt_embed is not None: emb = emb + self.prompt_embed(context.mean(-1))   # tiny configs (below)
+    hs, h, level = [], x, 0
+    for module in self.input_blocks:                       # down: audio of level 0, 1, ..., skips pushed
+        if isinstance(module, AudioConcatBlock): h = module(h, audios[level]); level += 1
+        else: h = module(h, emb, context); hs.append(h)
+    h = self.middle_block(h, emb, context)
+    for module in self.output_blocks:                      # up: audio of level n-1, ..., 0, skips popped
+        if isinstance(module, AudioConcatBlock): level -= 1; h = module(h, audios[level])
+        else: h = module(torch.cat([h, hs.pop()], dim=1), emb, context)
+    return self.out(h)
+
+def _level_audio(self: UNetModel, x: torch.Tensor, audios) -> list:
+    "The audio maps of levels 0..n-1 (the last n given), after checking them and the latent's length."
     n = len(self.channel_mult)
-    if len(audios) < n:
-        raise UNetError(f"UNetModel: needs at least {n} audio maps, got {len(audios)}")
+    if len(audios) < n: raise UNetError(f"UNetModel: needs at least {n} audio maps, got {len(audios)}")
     if x.shape[-1] % 2 ** (n - 1):
         raise UNetError(f"UNetModel: latent length {x.shape[-1]} must be a multiple of {2 ** (n - 1)}")
-    if halves and (context is None or context.shape[0] != 2 * x.shape[0]):
-        raise UNetError(f"UNetModel: halves=True needs a context of batch 2 x {x.shape[0]}, "
-                        f"got {None if context is None else context.shape[0]}")
-    if timesteps.ndim == 2: timesteps = timesteps[:, 0]
-    if halves and self.prompt_embed is not None:             # the prompt is in every block: nothing to share
-        x, timesteps, halves = torch.cat([x, x]), torch.cat([timesteps, timesteps]), False
-    emb = self.time_embed(timestep_embedding(timesteps, self.model_channels))
-    if self.prompt_embed is not None: emb = emb + self.prompt_embed(context.mean(-1))
-    consts = self.audio_constants(audios[-n:]) if self.cache_audio and not self.training and not torch.is_grad_enabled() else None
-    st = {"emb": emb, "B": x.shape[0] if halves else None}   # "B": batch of the shared phase, None once doubled
-    aud = lambda i: audios[i][:st["B"]] if st["B"] else audios[i]
-    hs, h, a, fresh = [], x, -n, None
-    for module in self.input_blocks:
-        if isinstance(module, AudioConcatBlock): h = module(h, aud(a)); fresh = audios[a]; a += 1
-        else: h = _run_block(module, h, st, context, consts, fresh); hs.append(h); fresh = None
-    h = _run_block(self.middle_block, h, st, context, None, None)
-    a = -1
-    for module in self.output_blocks:
-        if isinstance(module, AudioConcatBlock): h = module(h, aud(a)); fresh = audios[a]; a -= 1
-        else:
-            skip = hs.pop()
-            if skip.shape[0] != h.shape[0]: skip = torch.cat([skip, skip])
-            h = _run_block(module, torch.cat([h, skip], dim=1), st, context, consts, fresh); fresh = None
-    h = self.out(h)
-    return torch.cat([h, h]) if st["B"] else h
+    return list(audios[-n:])
 
-_HALVED = ("in", "skip", "skip_b")                           # the audio constants that carry a batch dimension
-
-def _run_block(module, h, st, context, consts, fresh):
-    """Run a TimestepEmbedSequential; its first ResBlock uses precomputed audio constants when available.
-    In the shared phase of guidance (`st["B"]` set) h holds one half; it is doubled before the first attention."""
-    layers, i = list(module), 0
-    if consts is not None and fresh is not None and id(layers[0]) in consts:
-        c = consts[id(layers[0])]
-        if st["B"]: c = {k: v[:st["B"]] if k in _HALVED else v for k, v in c.items()}
-        h, i = layers[0].forward_audio(h, st["emb"], c), 1
-    for layer in layers[i:]:
-        if isinstance(layer, ContextualTransformer):
-            if st["B"]: h, st["emb"], st["B"] = torch.cat([h, h]), torch.cat([st["emb"], st["emb"]]), None
-            h = layer(h, context)
-        elif isinstance(layer, TimestepBlock): h = layer(h, st["emb"])
-        else: h = layer(h)
-    return h
-
-UNetModel.forward = _unet_forward
-
-# %% ../nbs/10_unet.ipynb #78115fce
-@torch.no_grad()
-def _block_constants(rb: TimestepResBlock, audio: torch.Tensor) -> dict:
-    "Audio-only contributions of a level's first ResBlock (its input is [h; audio; (skip)])."
-    a0, a1 = rb.audio_slice
-    gn, conv = rb.in_layers[0], rb.in_layers[2]
-    gs = rb.channels // gn.num_groups
-    p0, p1 = -(-a0 // gs) * gs, (a1 // gs) * gs              # whole GroupNorm groups inside the audio
-    keep = torch.cat([torch.arange(p0), torch.arange(p1, rb.channels)])
-    c = {"p": (p0, p1), "groups": (rb.channels - (p1 - p0)) // gs,
-         "gn_w": gn.weight[keep], "gn_b": gn.bias[keep], "w": conv.weight[:, keep].contiguous()}
-    if p1 > p0:
-        n = F.group_norm(audio[:, p0 - a0:p1 - a0], (p1 - p0) // gs, gn.weight[p0:p1], gn.bias[p0:p1], gn.eps)
-        c["in"] = F.conv1d(F.silu(n), conv.weight[:, p0:p1], None, padding=1)
-    if isinstance(conv, WinogradConv1d):
-        U = winograd_weight(c["w"], conv.winograd_m)
-        if packable(c["w"], c["w"][..., 0]): c["w_wino_packed"] = winograd_packed(U)
-        else: c["w_wino"] = U
-    if isinstance(rb.skip_connection, nn.Conv1d):
-        W = rb.skip_connection.weight
-        c["skip"] = F.conv1d(audio, W[:, a0:a1])
-        c["skip_w"] = torch.cat([W[:, :a0], W[:, a1:]], 1).contiguous()
-        c["skip_b"] = c["skip"] + rb.skip_connection.bias[:, None]   # for the matrix-product path
-        if isinstance(rb.skip_connection, PackedPointwiseConv1d) and packable(W, W):
-            c["skip_packed"] = packed_weight(c["skip_w"][:, :, 0])
-    return c
-
-def _forward_audio(self: TimestepResBlock, x: torch.Tensor, emb: torch.Tensor, c: dict) -> torch.Tensor:
-    "Same result as forward(x, emb), reusing the precomputed audio contributions."
-    p0, p1 = c["p"]
-    a0, a1 = self.audio_slice
-    gn, conv = self.in_layers[0], self.in_layers[2]
-    rest = torch.cat([x[:, :p0], x[:, p1:]], 1) if p1 > p0 else x
-    h = F.silu(F.group_norm(rest, c["groups"], c["gn_w"], c["gn_b"], gn.eps))
-    if "w_wino_packed" in c and packable(h, c["w"][..., 0]): h = winograd_conv1d(h, None, conv.bias, c["w_wino_packed"])
-    elif "w_wino" in c: h = winograd_conv1d(h, c["w_wino"], conv.bias)
-    else: h = F.conv1d(h, c["w"], conv.bias, padding=1)
-    if "in" in c: h = h + c["in"]
-    h = self.out_layers(h + self.emb_layers(emb)[..., None])
-    if "skip" in c:
-        rest = torch.cat([x[:, :a0], x[:, a1:]], 1)
-        if "skip_packed" in c and packable(rest, c["skip_w"]):   # packed product on (B, L, C) rows
-            skip = packed_linear(rest.transpose(1, 2), c["skip_packed"]).transpose(1, 2) + c["skip_b"]
-        elif isinstance(self.skip_connection, PointwiseConv1d):  # matrix product, bias folded into the constant
-            skip = torch.matmul(c["skip_w"][:, :, 0], rest) + c["skip_b"]
-        else: skip = F.conv1d(rest, c["skip_w"], self.skip_connection.bias) + c["skip"]
-    else: skip = self.skip_connection(x)
-    return skip + h
-
-TimestepResBlock.forward_audio = _forward_audio
-
-def audio_constants(self: UNetModel, audios) -> dict:
-    "Per-level audio constants for these audio maps (cached on their identity and version)."
-    audios = list(audios)
-    first = [m[0] for m in list(self.input_blocks) + list(self.output_blocks)
-             if isinstance(m, TimestepEmbedSequential) and hasattr(m[0], "audio_slice")]
-    ver = lambda a: -1 if a.is_inference() else a._version
-    key = tuple(ver(a) for a in audios) + tuple((p.data_ptr(), p._version) for rb in first for p in rb.parameters())
-    hit = self._audio_cache
-    # the cache holds the audio tensors themselves, so identity (`is`) cannot be confused by memory reuse
-    if hit is not None and hit[0] == key and len(hit[2]) == len(audios) and all(a is b for a, b in zip(hit[2], audios)):
-        return hit[1]
-    consts = {}
-    for rb, a in zip(first, list(audios) + list(audios)[::-1]):   # encoder w[-4..-1], decoder w[-1..-4]
-        consts[id(rb)] = _block_constants(rb, a)
-    self._audio_cache = (key, consts, audios)
-    return consts
-
-UNetModel.audio_constants = audio_constants
-
-# %% ../nbs/10_unet.ipynb #ef64d406
-class PointwiseConv1d(nn.Conv1d):
-    "A kernel-size-1 Conv1d computed as a (batched) matrix product."
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.matmul(self.weight[:, :, 0], x)
-        return y if self.bias is None else y + self.bias[:, None]
-
-def use_matmul_pointwise(module: nn.Module) -> int:
-    "Turn every plain 1x1 Conv1d under `module` into a PointwiseConv1d; returns how many."
-    n = 0
-    for m in module.modules():
-        if (type(m) is nn.Conv1d and m.kernel_size == (1,) and m.stride == (1,) and m.padding == (0,)
-                and m.dilation == (1,) and m.groups == 1):
-            m.__class__ = PointwiseConv1d; n += 1
-    return n
-
-# %% ../nbs/10_unet.ipynb #2dfe98a3
-def tensor_key(t: torch.Tensor) -> tuple:
-    """What identifies a tensor's current contents for a memo: storage, shape, strides, dtype and version counter
-    (-1 for an inference tensor, which has none: callers hold on to such inputs and never memoise on such weights)."""
-    return t.data_ptr(), tuple(t.shape), t.stride(), t.dtype, -1 if t.is_inference() else t._version
-
-class MemoLinear(nn.Linear):
-    "A Linear that reuses its last output when called again on the same (unchanged) input without autograd."
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or torch.is_grad_enabled() or self.weight.is_inference(): return super().forward(x)
-        key = (tensor_key(x), tensor_key(self.weight))
-        memo = getattr(self, "_memo", None)
-        if memo is not None and memo[0] == key: return memo[2]
-        y = super().forward(x)
-        self._memo = (key, x, y)                 # keeping x alive keeps its memory from being reused
-        return y
-
-def cache_prompt_kv(unet: nn.Module) -> int:
-    "Memoise the key/value projections of every cross-attention (`attn2`) under `unet`; returns how many."
-    n = 0
-    for name, m in unet.named_modules():
-        if name.endswith("attn2"):
-            for lin in (m.to_k, m.to_v):
-                if type(lin) is nn.Linear: lin.__class__ = MemoLinear; n += 1
-    return n
+UNetModel.forward, UNetModel.level_audio = _unet_forward, _level_audio
 
 # %% ../nbs/10_unet.ipynb #45611284
-class PromptAttention(CrossAttention):
-    "Cross-attention to a fixed prompt, with its keys and values folded into the query and output projections."
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                chunk: int | None = None) -> torch.Tensor:
-        if (context is None or mask is not None or not self.relative_position or x.ndim != 3
-                or self.training or torch.is_grad_enabled() or torch.jit.is_tracing()):
-            return super().forward(x, context, mask, chunk)
-        (B, n, _), m, h = x.shape, context.shape[1], self.heads
-        G, H, bias = self._folded(context)                     # (Bc, C, h·m), (Bc, h·m, C), (C,)
-        P, Cm = self._folded_tables(n, m, x.device)            # (n, h·m): scaled additive and multiplicative tables
-        s = torch.matmul(x, G).add_(P)
-        a = s.view(B, n, h, m).softmax(-1).view(B, n, h * m).mul_(Cm)
-        out = torch.matmul(a, H)
-        return out if bias is None else out.add_(bias)
-
-    def _folded(self, context: torch.Tensor):
-        "G = scale · W_qᵀ Kᵀ and H = V W_oᵀ per head, memoised on the prompt tensor and the weights."
-        lin = (self.to_q, self.to_k, self.to_v, self.to_out[0])
-        if any(l.weight.is_inference() for l in lin): return self._fold(context)   # no version counters: no memo
-        key = (tensor_key(context), *[tensor_key(l.weight) for l in lin])
-        memo = getattr(self, "_fold_memo", None)
-        if memo is None or memo[0] != key:
-            memo = self._fold_memo = (key, self._fold(context), context)   # holding the prompt keeps its memory
-        return memo[1]
-
-    def _fold(self, context: torch.Tensor):
-        h, d = self.heads, self.dim_head
-        K = self.to_k(context).unflatten(-1, (h, d))             # (Bc, m, h, d)
-        V = self.to_v(context).unflatten(-1, (h, d))
-        Wq = self.to_q.weight.unflatten(0, (h, d)) * self.scale  # (h, d, C)
-        Wo = self.to_out[0].weight.unflatten(1, (h, d))          # (C, h, d)
-        G = torch.einsum("hdc,bmhd->bchm", Wq, K).flatten(2).contiguous()
-        H = torch.einsum("bmhd,ohd->bhmo", V, Wo).flatten(1, 2).contiguous()
-        return G, H, self.to_out[0].bias
-
-    def _folded_tables(self, n: int, m: int, device):
-        "CrossAttention's relative tables (h, n, m) as (n, h·m) rows: scale · P and C, kept while those are the same."
-        P, C = self.tables(n, m, device)                          # gathered and cached by CrossAttention
-        hit = self._table_cache.get("folded")
-        if hit is None or hit[0][0] is not P or hit[0][1] is not C:
-            rows = lambda T: T.transpose(0, 1).reshape(n, -1)     # (h, n, m) -> (n, h·m), a copy
-            hit = self._table_cache["folded"] = ((P, C), (rows(P) * self.scale, rows(C)))
-        return hit[1]
-
-def fold_prompt_attention(unet: nn.Module) -> int:
-    "Turn every cross-attention (`attn2`) under `unet` into a PromptAttention; returns how many."
-    n = 0
-    for name, m in unet.named_modules():
-        if name.endswith("attn2") and type(m) is CrossAttention and m.relative_position:
-            m.__class__ = PromptAttention; n += 1
-    return n
-
-# %% ../nbs/10_unet.ipynb #5793eadb
-_ONEDNN: list = []
-
-def onednn_packing() -> bool:
-    "Whether PyTorch's oneDNN linear with pre-packed weights is present and agrees with F.linear (checked once)."
-    if not _ONEDNN:
-        ok = False
-        try:
-            with torch.inference_mode(False), torch.no_grad():
-                g = torch.Generator().manual_seed(0)
-                x, w, b = torch.randn(5, 24, generator=g), torch.randn(7, 24, generator=g), torch.randn(7, generator=g)
-                y = torch.ops.mkldnn._linear_pointwise(x, torch.ops.mkldnn._reorder_linear_weight(w, None), b, "none", [], "")
-                ok = torch.backends.mkldnn.is_available() and bool((y - F.linear(x, w, b)).abs().max() < 1e-4)
-        except (AttributeError, RuntimeError, NotImplementedError): ok = False
-        _ONEDNN.append(ok)
-    return _ONEDNN[0]
-
-PACK_MIN_WEIGHTS = 2 ** 16    # oneDNN costs ~20 µs more per call than MKL: it pays off from 256 x 256 weights
-
-def packable(x: torch.Tensor, w: torch.Tensor) -> bool:
-    """Whether `x @ w.T` should take the packed path: a weight of at least PACK_MIN_WEIGHTS values, float32 on
-    the CPU, outside autograd, tracing and autocast, with oneDNN packing available."""
-    return (w.numel() >= PACK_MIN_WEIGHTS and x.device.type == "cpu" and x.dtype == torch.float32
-            and w.dtype == torch.float32 and not torch.is_grad_enabled() and not torch.jit.is_tracing()
-            and not _cpu_autocast() and onednn_packing())
-
-try:                                                             # PyTorch >= 2.4 takes the device type
-    torch.is_autocast_enabled("cpu"); _cpu_autocast = lambda: torch.is_autocast_enabled("cpu")
-except TypeError: _cpu_autocast = torch.is_autocast_cpu_enabled
-
-def packed_weight(w: torch.Tensor) -> torch.Tensor:
-    "A Linear weight (out, in), re-ordered once into oneDNN's blocked layout for `packed_linear`."
-    with torch.inference_mode(False), torch.no_grad():
-        return torch.ops.mkldnn._reorder_linear_weight(w.detach().contiguous(), None)
-
-def packed_linear(x: torch.Tensor, wp: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    "F.linear(x, w, bias) from wp = packed_weight(w), for x of any leading shape."
-    y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), wp, bias, "none", [], "")
-    return y.view(*x.shape[:-1], y.shape[-1])
-
-def cached_weight(module: nn.Module, name: str, make) -> torch.Tensor:
-    """`make(module.weight)`, kept on `module` as `name` while the weight is the same tensor, unchanged
-    (its version counter) and on the same device. Weights made under inference mode have no version counter:
-    never cached."""
-    w = module.weight
-    if w.is_inference(): return make(w)
-    key = (w.data_ptr(), w._version, w.dtype, w.device)
-    hit = getattr(module, name, None)
-    if hit is None or hit[0] != key or hit[1] is not w:
-        hit = (key, w, make(w))
-        setattr(module, name, hit)
-    return hit[2]
-
-class PackedLinear(nn.Linear):
-    "A Linear that multiplies with a once-packed copy of its weight outside training and autograd (float32, CPU)."
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or not packable(x, self.weight): return super().forward(x)
-        return packed_linear(x, cached_weight(self, "_packed", packed_weight), self.bias)
-
-class PackedPointwiseConv1d(PointwiseConv1d):
-    """A PointwiseConv1d with a packed weight: the product runs on (B, L, C) rows and comes back as a transposed
-    view (B, C_out, L), which the next layer (an addition, a transpose to tokens) reads without a copy."""
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or not packable(x, self.weight): return super().forward(x)
-        wp = cached_weight(self, "_packed", lambda w: packed_weight(w[:, :, 0]))
-        return packed_linear(x.transpose(1, 2), wp, self.bias).transpose(1, 2)
-
-def use_packed_weights(module: nn.Module) -> int:
-    """Turn every plain nn.Linear under `module` into a PackedLinear and every PointwiseConv1d into a
-    PackedPointwiseConv1d (same parameters and state dict); returns how many."""
-    n = 0
-    for m in module.modules():
-        if type(m) is nn.Linear: m.__class__ = PackedLinear; n += 1
-        elif type(m) is PointwiseConv1d: m.__class__ = PackedPointwiseConv1d; n += 1
-    return n
-
-# %% ../nbs/10_unet.ipynb #8f0bd85f
-def winograd_matrices(m: int = 4, points=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(A^T (m, n), G (n, 3), B^T (n, n)), n = m + 2, of Winograd's F(m, 3) for the n - 1 finite `points`
-    (default 0, ±1, ±2, ±1/2, ... as needed) and infinity, in float64: y = A^T [(G g) * (B^T d)]."""
-    n = m + 2
-    if points is None: points = [0, 1, -1, 2, -2, 0.5, -0.5, 4, -4][:n - 1]
-    p = torch.tensor(points, dtype=torch.float64)
-    if len(p) != n - 1 or len(set(points)) != n - 1:
-        raise UNetError(f"winograd_matrices: F({m}, 3) needs {n - 1} distinct points, got {list(points)}")
-    def ev(k):                                   # values of a k-coefficient polynomial at the points, and at infinity
-        E = torch.zeros(n, k, dtype=torch.float64)
-        E[:-1] = p[:, None] ** torch.arange(k)
-        E[-1, -1] = 1
-        return E
-    f = torch.ones(n, dtype=torch.float64)       # Lagrange denominators: moved into G so that B^T has small integers
-    f[:-1] = torch.stack([torch.prod(p[j] - p[torch.arange(n - 1) != j]) for j in range(n - 1)])
-    BT = f[:, None] * torch.linalg.inv(ev(n)).T
-    grid = (BT * 2 ** 20).round() / 2 ** 20                  # snap inversion rounding (1e-15) to exact dyadic values
-    return ev(m).T.contiguous(), ev(3) / f[:, None], torch.where((BT - grid).abs() < 1e-9, grid, BT)
-
-# %% ../nbs/10_unet.ipynb #bdd20251
-def winograd_weight(w: torch.Tensor, m: int = 4) -> torch.Tensor:
-    "3-tap Conv1d weights (C_out, C_in, 3) -> U = G w as (m + 2, C_in, C_out) (transformed in float64)."
-    _, G, _ = winograd_matrices(m)
-    with torch.inference_mode(False), torch.no_grad():
-        return torch.einsum("tk,oik->tio", G.to(w.device), w.detach().double()).to(w.dtype).contiguous()
-
-_WINO_MATS: dict = {}
-
-def winograd_packed(U: torch.Tensor) -> list:
-    "The n products' weights of U = winograd_weight(w, m), each packed for `packed_linear`."
-    return [packed_weight(U[i].t()) for i in range(U.shape[0])]
-
-def winograd_conv1d(x: torch.Tensor, U: torch.Tensor | None, bias: torch.Tensor | None = None,
-                    packed: list | None = None) -> torch.Tensor:
-    """conv1d(x, w, bias, padding=1) for x (B, C_in, L), computed with F(m, 3) from U = winograd_weight(w, m),
-    or, when given, from `packed` = winograd_packed(U) with oneDNN's packed weights (then U may be None)."""
-    n, C = (len(packed), x.shape[1]) if packed is not None else U.shape[:2]
-    m = n - 2
-    key = (m, x.dtype, x.device)
-    if key not in _WINO_MATS:
-        with torch.inference_mode(False): _WINO_MATS[key] = tuple(M.to(x.device, x.dtype) for M in winograd_matrices(m))
-    AT, _, BT = _WINO_MATS[key]
-    B, _, L = x.shape
-    T = -(-L // m)                                             # tiles of m outputs (the last one zero-padded)
-    d = F.pad(x, (1, T * m + 1 - L)).unfold(2, n, m)           # (B, C_in, T, n): overlapping input tiles
-    V = (BT @ d.permute(3, 0, 2, 1).reshape(n, -1)).view(n, B * T, C)   # transformed tiles, one row per tile
-    if packed is not None: M = torch.stack([packed_linear(V[i], packed[i]) for i in range(n)])
-    else: M = torch.bmm(V, U)                                  # n products (B·T x C_in) @ (C_in x C_out)
-    O = M.shape[-1]
-    Y = (AT @ M.view(n, -1)).view(m, B, T, O)
-    y = x.new_empty(B, O, T, m)
-    if bias is None: y.copy_(Y.permute(1, 3, 2, 0))
-    else: torch.add(Y.permute(1, 3, 2, 0), bias[:, None, None], out=y)
-    y = y.view(B, O, T * m)
-    return y if T * m == L else y[..., :L].contiguous()
-
-class WinogradConv1d(nn.Conv1d):
-    "A 3-tap, stride-1, padding-1 Conv1d computed with Winograd's F(4, 3) outside training and autograd."
-    winograd_m = 4
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or torch.is_grad_enabled(): return super().forward(x)
-        m = self.winograd_m
-        if packable(x, self.weight[..., 0]):                   # only the packed products are kept
-            packed = cached_weight(self, f"_wino{m}_packed", lambda w: winograd_packed(winograd_weight(w, m)))
-            return winograd_conv1d(x, None, self.bias, packed)
-        return winograd_conv1d(x, self.winograd_weight(), self.bias)
-
-    def winograd_weight(self) -> torch.Tensor:
-        "The transformed weights, cached while the weight tensor is the same and unchanged."
-        return cached_weight(self, f"_wino{self.winograd_m}", lambda w: winograd_weight(w, self.winograd_m))
-
-def use_winograd(module: nn.Module, min_channels: int = 128) -> int:
-    "Turn every plain 3-tap, stride-1, padding-1 Conv1d under `module` with >= `min_channels` in and out into a WinogradConv1d."
-    n = 0
-    for m in module.modules():
-        if (type(m) is nn.Conv1d and m.kernel_size == (3,) and m.stride == (1,) and m.padding == (1,)
-                and m.dilation == (1,) and m.groups == 1 and m.padding_mode == "zeros"
-                and min(m.in_channels, m.out_channels) >= min_channels):
-            m.__class__ = WinogradConv1d; n += 1
-    return n
-
-# %% ../nbs/10_unet.ipynb #353cb9ea
 def parameter_table(unet: UNetModel) -> list[tuple[str, str, int]]:
     "(block name, child types, parameter count) for every block of the U-Net."
     rows = [("time_embed", "MLP", sum(p.numel() for p in unet.time_embed.parameters()))]

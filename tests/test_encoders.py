@@ -82,17 +82,14 @@ def test_attention_matches_formula(n, m, ctx):
     assert torch.allclose(ours, ref, atol=1e-5), (ours - ref).abs().max()
 
 
-def test_attention_chunking_and_cache():
+def test_attention_sees_changed_tables():
     att = CrossAttention(16, heads=2, dim_head=8)
     randomise(att, 1)
     att.eval()
     x = torch.randn(2, 50, 16)
     with torch.inference_mode():
-        full, chunked = att(x), att(x, chunk=2 * 2 * 50 * 7)
-        assert torch.allclose(full, chunked, atol=1e-6)
-        again = att(x)
-    assert torch.equal(full, again)
-    with torch.no_grad():  # changing a table must invalidate the cached gather
+        full = att(x)
+    with torch.no_grad():
         att.C_embedding.mul_(2.0)
     with torch.inference_mode():
         changed = att(x)

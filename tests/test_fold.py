@@ -1,11 +1,11 @@
-"Cross-attention with the prompt folded into the query and output projections (`mug_nb.unet.PromptAttention`)."
+"Cross-attention with the prompt folded into the query and output projections (`mug_nb.fast.PromptAttention`)."
 import copy
 
 import torch
 from torch import nn
 
 from mug_nb.encoders import CrossAttention
-from mug_nb.unet import PromptAttention, fold_prompt_attention, cache_prompt_kv
+from mug_nb.fast import PromptAttention, fold_prompt, replace_modules, fast_attention
 
 
 def close(a, b, tol=1e-5):
@@ -21,7 +21,7 @@ def pair(dim=64, heads=4, context_dim=24, seed=0):
     with torch.no_grad():
         for p in holder.attn2.parameters(): p.normal_(0, 0.2)
     plain = copy.deepcopy(holder.attn2)
-    assert fold_prompt_attention(holder) == 1 and type(holder.attn2) is PromptAttention
+    assert replace_modules(holder, fold_prompt) == 1 and type(holder.attn2) is PromptAttention
     return plain, holder.attn2
 
 
@@ -77,13 +77,13 @@ def test_weights_made_under_inference_mode_are_not_memoised():
     assert getattr(folded, "_fold_memo", None) is None
 
 
-def test_fold_prompt_attention_swaps_only_relative_cross_attention():
+def test_fold_prompt_rewrites_only_relative_cross_attention():
     holder = nn.Module()
     holder.attn1 = CrossAttention(32, heads=4, dim_head=8)
     holder.attn2 = CrossAttention(32, context_dim=16, heads=4, dim_head=8)
     holder.other = nn.Module(); holder.other.attn2 = CrossAttention(32, context_dim=16, heads=4, dim_head=8,
                                                                      relative_position=False)
-    cache_prompt_kv(holder)
-    assert fold_prompt_attention(holder) == 1
+    assert replace_modules(holder, fold_prompt) == 1
     assert type(holder.attn1) is CrossAttention and type(holder.other.attn2) is CrossAttention
-    assert fold_prompt_attention(holder) == 0                        # already folded
+    assert replace_modules(holder, fold_prompt) == 0                 # already folded
+    assert replace_modules(holder, fast_attention) == 2 and type(holder.attn2) is PromptAttention

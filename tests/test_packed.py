@@ -8,12 +8,18 @@ import torch
 import torch.nn.functional as F
 
 from mug_nb.encoders import CrossAttention
-import mug_nb.unet as unet
-from mug_nb.unet import (PackedLinear, PackedPointwiseConv1d, PointwiseConv1d, use_matmul_pointwise, use_packed_weights, onednn_packing, packable, cache_prompt_kv, MemoLinear,
-                         WinogradConv1d, use_winograd, winograd_weight, winograd_packed, winograd_conv1d)
+import mug_nb.fast as fast
+from mug_nb.fast import (PackedLinear, PackedPointwiseConv1d, PointwiseConv1d, pointwise_as_matmul, packed_weights,
+                         onednn_packing, packable, WinogradConv1d, winograd_convs, winograd_weight, winograd_packed,
+                         winograd_conv1d, optimize_for_inference)
 
 torch.set_num_threads(1)
 needs_onednn = pytest.mark.skipif(not onednn_packing(), reason="this PyTorch has no oneDNN weight packing")
+
+
+def pack(m):
+    "The packed rewrite of one layer (a Linear or a PointwiseConv1d)."
+    return packed_weights("", m)
 
 
 def close(a, b, rel=1e-5):
@@ -23,18 +29,18 @@ def close(a, b, rel=1e-5):
 @pytest.fixture(autouse=True)
 def pack_small_weights(monkeypatch):
     "These tests use small layers: pack them too (the default leaves weights under 256 x 256 to MKL)."
-    monkeypatch.setattr(unet, "PACK_MIN_WEIGHTS", 0)
+    monkeypatch.setattr(fast, "PACK_MIN_WEIGHTS", 0)
 
 
 @pytest.fixture
 def no_onednn(monkeypatch):
-    monkeypatch.setattr(unet, "_ONEDNN", [False])
+    monkeypatch.setattr(fast, "_ONEDNN", [False])
 
 
 def test_small_weights_stay_with_mkl(monkeypatch):
-    monkeypatch.setattr(unet, "PACK_MIN_WEIGHTS", 2 ** 16)
+    monkeypatch.setattr(fast, "PACK_MIN_WEIGHTS", 2 ** 16)
     small, big = torch.nn.Linear(128, 256).eval(), torch.nn.Linear(256, 256).eval()
-    use_packed_weights(small); use_packed_weights(big)
+    small, big = pack(small), pack(big)
     x = torch.randn(3, 128)
     with torch.no_grad():
         small(x); big(torch.randn(3, 256))
@@ -46,8 +52,8 @@ def test_packed_linear_matches_linear_and_caches_its_weight():
     torch.manual_seed(0)
     for bias in (True, False):
         lin = torch.nn.Linear(96, 200, bias=bias)
-        plin = copy.deepcopy(lin).eval()
-        assert use_packed_weights(plin) == 1 and use_packed_weights(plin) == 0
+        plin = pack(copy.deepcopy(lin).eval())
+        assert type(plin) is PackedLinear and pack(plin) is None
         assert plin.state_dict().keys() == lin.state_dict().keys()
         for shape in ((7, 96), (2, 33, 96), (1, 1, 1, 96)):
             x = torch.randn(*shape)
@@ -60,7 +66,7 @@ def test_packed_linear_matches_linear_and_caches_its_weight():
 
 def test_packed_linear_repacks_when_the_weight_changes():
     torch.manual_seed(1)
-    lin = torch.nn.Linear(64, 48); plin = copy.deepcopy(lin).eval(); use_packed_weights(plin)
+    lin = torch.nn.Linear(64, 48); plin = pack(copy.deepcopy(lin).eval())
     x = torch.randn(10, 64)
     with torch.no_grad():
         plin(x)
@@ -76,7 +82,7 @@ def test_packed_linear_repacks_when_the_weight_changes():
 
 def test_plain_path_in_training_autograd_and_float64():
     torch.manual_seed(2)
-    lin = torch.nn.Linear(32, 16); plin = copy.deepcopy(lin).eval(); use_packed_weights(plin)
+    lin = torch.nn.Linear(32, 16); plin = pack(copy.deepcopy(lin).eval())
     x = torch.randn(4, 32)
     y = plin(x)                                                         # autograd: the ordinary Linear, bit for bit
     assert y.requires_grad and torch.equal(y, lin(x)) and getattr(plin, "_packed", None) is None
@@ -95,8 +101,8 @@ def test_plain_path_in_training_autograd_and_float64():
 def test_without_the_packing_ops_everything_is_plain(no_onednn):
     torch.manual_seed(3)
     assert not onednn_packing()
-    lin = torch.nn.Linear(32, 16); plin = copy.deepcopy(lin).eval(); use_packed_weights(plin)
-    conv = torch.nn.Conv1d(16, 16, 3, padding=1); wconv = copy.deepcopy(conv).eval(); use_winograd(wconv, min_channels=16)
+    lin = torch.nn.Linear(32, 16); plin = pack(copy.deepcopy(lin).eval())
+    conv = torch.nn.Conv1d(16, 16, 3, padding=1); wconv = winograd_convs(16)("", copy.deepcopy(conv).eval())
     x, xc = torch.randn(4, 32), torch.randn(2, 16, 40)
     with torch.no_grad():
         assert torch.equal(plin(x), lin(x)) and getattr(plin, "_packed", None) is None
@@ -112,34 +118,22 @@ def test_winograd_products_with_packed_weights():
         with torch.no_grad():
             U = winograd_weight(conv.weight)
             assert close(winograd_conv1d(x, U, conv.bias, winograd_packed(U)), conv(x))
-            wconv = copy.deepcopy(conv).eval(); use_winograd(wconv, min_channels=16)
+            wconv = winograd_convs(16)("", copy.deepcopy(conv).eval())
             assert close(wconv(x), conv(x)) and len(wconv._wino4_packed[2]) == 6
             assert getattr(wconv, "_wino4", None) is None                    # the unpacked U is not kept as well
             wconv.weight.mul_(0.5); conv.weight.mul_(0.5)
             assert close(wconv(x), conv(x))                             # packed products rebuilt
 
 
-def test_use_packed_weights_leaves_memo_linears_alone():
-    from mug_nb.encoders import BasicTransformerBlock
-    blk = BasicTransformerBlock(32, 4, 8, context_dim=16)
-    assert cache_prompt_kv(torch.nn.ModuleDict({"attn2": blk.attn2})) == 2
-    n = use_packed_weights(blk)
-    assert n == sum(1 for m in blk.modules() if type(m) is PackedLinear) and n > 0
-    assert type(blk.attn2.to_k) is MemoLinear and type(blk.attn2.to_v) is MemoLinear
-
-
-def test_built_model_uses_packed_linears_with_unchanged_eps():
+def test_optimized_model_uses_packed_linears_with_unchanged_eps():
     from mug_nb.model import Config, build_model
     torch.manual_seed(5)
     m = build_model(Config.tiny()).eval()
-    u = m.model.unet_model
-    assert any(type(x) is PackedLinear for x in u.modules())
-    for p in u.parameters():
+    for p in m.parameters():
         if p.ndim > 1 and p.abs().sum() == 0: torch.nn.init.normal_(p, std=0.05)
-    plain = copy.deepcopy(u)
-    for x in plain.modules():
-        if type(x) is PackedLinear: x.__class__ = torch.nn.Linear
-        elif type(x) is PackedPointwiseConv1d: x.__class__ = PointwiseConv1d
+    plain = copy.deepcopy(m.model.unet_model)
+    u = optimize_for_inference(m).model.unet_model
+    assert any(type(x) is PackedLinear for x in u.modules()) and not any(type(x) is PackedLinear for x in plain.modules())
     L = 64
     x, t = torch.randn(2, 16, L), torch.tensor([3, 800])
     c = torch.randn(2, next(m for m in u.modules() if isinstance(m, CrossAttention) and m.context_dim != m.query_dim).context_dim, 21)
@@ -151,8 +145,8 @@ def test_built_model_uses_packed_linears_with_unchanged_eps():
 def test_packed_pointwise_conv_matches_conv1d():
     torch.manual_seed(6)
     conv = torch.nn.Conv1d(96, 40, 1)
-    pw = copy.deepcopy(conv).eval()
-    assert use_matmul_pointwise(pw) == 1 and use_packed_weights(pw) == 1 and type(pw) is PackedPointwiseConv1d
+    pw = pack(pointwise_as_matmul("", copy.deepcopy(conv).eval()))
+    assert type(pw) is PackedPointwiseConv1d
     x = torch.randn(2, 96, 37)
     with torch.no_grad():
         y = pw(x)
@@ -165,16 +159,18 @@ def test_packed_pointwise_conv_matches_conv1d():
 def test_unet_audio_constants_use_packed_skips():
     from mug_nb.model import Config, build_model
     torch.manual_seed(7)
-    u = build_model(Config.tiny()).model.unet_model.eval()
-    for p in u.parameters():
+    m = build_model(Config.tiny()).eval()
+    for p in m.parameters():
         if p.ndim > 1 and p.abs().sum() == 0: torch.nn.init.normal_(p, std=0.05)
+    plain = copy.deepcopy(m.model.unet_model)
+    u = optimize_for_inference(m).model.unet_model
     L = 64
     x, t = torch.randn(1, 16, L), torch.tensor([400])
     cross = next(m for m in u.modules() if isinstance(m, CrossAttention) and m.context_dim != m.query_dim)
     c = torch.randn(1, cross.context_dim, 21)
     w = [torch.randn(1, ch, L // 2 ** i) for i, ch in enumerate(u.audio_channels)]
     with torch.no_grad():
-        fast = u(x, t, c, *w)
-        if onednn_packing(): assert any("skip_packed" in k for k in u._audio_cache[1].values())
-        u.cache_audio = False; plain = u(x, t, c, *w)
-    assert close(fast, plain)
+        out = u(x, t, c, *w)
+        if onednn_packing(): assert any("skip_packed" in k for k in u._audio_memo[1])
+        ref = plain(x, t, c, *w)
+    assert close(out, ref)

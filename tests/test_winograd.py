@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mug_nb.unet import (winograd_matrices, winograd_weight, winograd_conv1d, WinogradConv1d, use_winograd,
-                         UNetError)
+from mug_nb.fast import (winograd_matrices, winograd_weight, winograd_conv1d, WinogradConv1d, winograd_convs,
+                         replace_modules, optimize_for_inference, FastError)
 
 torch.set_num_threads(1)
 
@@ -20,7 +20,7 @@ def test_matrices_compute_a_3_tap_correlation(m):
         assert torch.allclose(AT @ ((G @ g) * (BT @ d)), F.conv1d(d[None, None], g[None, None])[0, 0], atol=1e-12)
     if m <= 4:
         assert torch.equal(BT, BT.round())           # small integers: the input transform is exact in float32
-    with pytest.raises(UNetError):
+    with pytest.raises(FastError):
         winograd_matrices(2, (0, 1, 1))
 
 
@@ -50,7 +50,7 @@ def test_module_inference_only_and_weight_cache():
                               torch.nn.Conv1d(64, 192, 3, padding=2, dilation=2),  # not eligible
                               torch.nn.Conv1d(192, 192, 3, stride=2, padding=1))   # not eligible
     plain = copy.deepcopy(net)
-    assert use_winograd(net) == 2 and use_winograd(net) == 0
+    assert replace_modules(net, winograd_convs()) == 2 and replace_modules(net, winograd_convs()) == 0
     assert [type(m) is WinogradConv1d for m in net] == [True, False, True, False, False, False]
     assert net.state_dict().keys() == plain.state_dict().keys()
     x = torch.randn(2, 128, 100)
@@ -77,6 +77,7 @@ def test_module_inference_only_and_weight_cache():
 
 def test_unet_with_winograd_gives_the_same_eps():
     from mug_nb.unet import UNetModel
+    from mug_nb.fast import FastUNet
     torch.manual_seed(1)
     cfg = dict(model_channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, num_heads=4, context_dim=32,
                audio_channels=(32, 32, 32, 32), attention_resolutions=(8, 4), s4_mode="exact")
@@ -86,14 +87,14 @@ def test_unet_with_winograd_gives_the_same_eps():
     u.eval()
     x, t, c = torch.randn(2, 16, 64), torch.tensor([5, 700]), torch.randn(2, 32, 21)
     w = [torch.randn(2, ch, 64 // 2 ** i) for i, ch in enumerate(cfg["audio_channels"])]
+    f = FastUNet.from_unet(copy.deepcopy(u))
+    assert replace_modules(f, winograd_convs(16)) > 0
     with torch.no_grad():
         ref = u(x, t, c, *w)
-        assert use_winograd(u, min_channels=16) > 0
-        u._audio_cache = None
-        fast = u(x, t, c, *w)                                            # audio-once path included
-        assert any("w_wino" in k for k in u._audio_cache[1].values())
+        fast = f(x, t, c, *w)                                            # audio-once path included
+        assert any("w_wino" in k for k in f._audio_memo[1])
         c2, w2 = torch.cat([c * 0, c]), [torch.cat([a, a]) for a in w]
-        halves = u(x, t, c2, *w2, halves=True)
+        halves = f(x, t, c2, *w2, halves=True)
         doubled = u(torch.cat([x, x]), torch.cat([t, t]), c2, *w2)
     assert (fast - ref).abs().max() < 1e-5 * ref.abs().max() and (halves - doubled).abs().max() < 1e-5
 
@@ -102,7 +103,7 @@ def test_compat_golden_eps_with_winograd(compat, compat_model):
     "The golden fixture's U-Net output and guided DDIM run with every 3-tap convolution of the U-Net as Winograd."
     from mug_nb.diffusion import ddim_sample
     m, g, meta = compat_model(), compat.golden, compat.meta
-    assert use_winograd(m.model.unet_model, min_channels=16) > 10        # the fixture is narrow: convert them all
+    assert replace_modules(m.model.unet_model, winograd_convs(16)) > 10    # the fixture is narrow: convert them all
     with torch.inference_mode():
         eps = m(g["unet_x"], g["unet_t"], g["unet_context"], g["wave_out"])
         assert (eps - g["unet_eps"]).abs().max() < 1e-4
