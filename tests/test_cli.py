@@ -110,6 +110,7 @@ def test_prepare_reports_bad_files_and_resumes(samples, tmp_path):
     assert [b for b in report["bad"] if "broken" in b["path"]] and all(b["reason"] for b in report["bad"])
     again = json.loads(run(*args).stdout)
     assert again["processed"] == 0 and again["charts"] == report["charts"]
+    assert again["up_to_date"] and "nothing new" in again["note"]
 
 
 # --- info on sets: an .osz, a set folder, a Songs folder ---------------------------------------------------
