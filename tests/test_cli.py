@@ -126,10 +126,13 @@ def test_info_osz_lists_each_chart(samples, tmp_path):
     from mug_nb.osu import read_osu
     song = _song(samples)
     osz = _zip_set(song, tmp_path / "set.osz")
+    with zipfile.ZipFile(osz, "a") as z:                  # an osu!standard chart in the set is listed as skipped
+        z.writestr("std.osu", "osu file format v14\n\n[General]\nAudioFilename: audio.ogg\nMode: 0\n")
     r = run("info", str(osz), "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     (s,) = info["sets"]
+    assert [b["path"] for b in info["skipped"]] == [f"{osz}:std.osu"] and "mania" in info["skipped"][0]["reason"]
     expected = {read_osu(p).metadata["Version"]: len(read_osu(p).notes) for p in song.glob("*.osu")}
     assert {c["version"]: c["notes"] for c in s["charts"]} == expected and len(expected) == 4
     assert all(c["key_count"] == 4 and c["star_rating"] > 0 and c["path"].startswith(f"{osz}:") for c in s["charts"])
