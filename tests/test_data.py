@@ -217,6 +217,7 @@ def test_torn_journal_line_is_redone(built, tmp_path):
     assert (out / "index.json").read_bytes() == (built["out"] / "index.json").read_bytes()
 
 
+@pytest.mark.slow
 def test_killed_subprocess_resumes_to_same_index(built, tmp_path):
     """A real SIGKILL in the middle of a build (each chart's features take 0.4 s in the child)."""
     out = tmp_path / "ds"

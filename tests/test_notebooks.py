@@ -11,6 +11,7 @@ CFG = get_config()
 FLAGS = os.environ.get("NB_FLAGS", "").split()  # NB_FLAGS=slow also runs `#| slow` cells
 SKIP = CFG.tst_flags.split() if isinstance(CFG.tst_flags, str) else list(CFG.tst_flags)
 NBS = sorted(nbglob(CFG.nbs_path, as_path=True))
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]   # a whole notebook; each cell also has cell_timeout
 
 
 @pytest.mark.parametrize("nb", NBS, ids=[p.name for p in NBS])

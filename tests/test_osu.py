@@ -418,6 +418,7 @@ def osu_texts(draw):
     return sep.join(lines)
 
 
+@pytest.mark.slow
 @settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(osu_texts(), st.booleans())
 def test_fuzz_read_osu_only_raises_osu_error(text, as_bytes):

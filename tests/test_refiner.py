@@ -72,6 +72,7 @@ def test_refiner_checks_inputs_and_starts_as_the_identity():
            [(n.time, n.column) for n in array_to_notes(d, 4, logits=True)]
 
 
+@pytest.mark.slow
 def test_refiner_learns_rows_from_audio_onsets():
     "With an empty draft, a small refiner learns to put rows where the mel has clicks (it can fail: the loss must fall)."
     torch.manual_seed(0)
