@@ -48,6 +48,7 @@ def _song(samples):
     return sorted((samples / "songs").iterdir())[0]
 
 
+@pytest.mark.slow
 def test_generate_json_two_variants_read_back_and_repeat(samples, tmp_path):
     import rosu_pp_py as rosu
     from mug_nb.osu import read_osz
@@ -70,6 +71,7 @@ def test_generate_json_two_variants_read_back_and_repeat(samples, tmp_path):
             for p in json.loads(again.stdout)] == charts
 
 
+@pytest.mark.slow
 def test_generate_never_overwrites(samples, tmp_path):
     args = ["generate", str(_song(samples)), "--count", "1", "--steps", "2", "--seed", "3", "--json", "--out", str(tmp_path)]
     a, b = run(*args), run(*args)
@@ -96,6 +98,7 @@ def test_generate_bad_input_one_line(case, samples, tmp_path):
     assert r.stderr.startswith("mug-nb: error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+@pytest.mark.slow
 def test_prepare_reports_bad_files_and_resumes(samples, tmp_path):
     import shutil
     src = tmp_path / "Songs"
@@ -177,6 +180,7 @@ def test_info_bad_set_is_one_line_error(case, tmp_path):
 
 # --- inpaint: a range the song does not have ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_inpaint_range_after_the_song_is_one_line_error(samples, tmp_path):
     song = _song(samples)
     chart = sorted(song.glob("*.osu"))[0]
@@ -187,6 +191,7 @@ def test_inpaint_range_after_the_song_is_one_line_error(samples, tmp_path):
     assert "outside the song" in r.stderr and not out.exists()
 
 
+@pytest.mark.slow
 def test_inpaint_end_past_the_song_runs_to_its_end(samples, tmp_path):
     import soundfile as sf
     from mug_nb.osu import read_osu
