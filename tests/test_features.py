@@ -14,7 +14,7 @@ from mug_nb.features import (CALIBRATION, FAST_S, _estimate, note_rows, pattern_
 from mug_nb.osu import read_osu
 
 EMPTY = [0, 36, 40, 51, 54, 57, 60, 91, 122, 125, 156, 159, 190, 193, 224, 227, 258, 261, 292, 295, 326]
-GOLDEN = [  # compat_golden/README.md, "Prompts (a)"
+GOLDEN = [  # the first three prompts of tests/compat (meta "prompts"; ids checked in test_golden_prompt_ids)
     ({}, EMPTY),
     ({"sr": 3.5, "ln_ratio": 0.2, "rank_status": "ranked", "rc": 1, "ett": 20, "technical": True, "technical_ett": 24,
       "handstream": False, "jumpstream_ett": 16.5},
