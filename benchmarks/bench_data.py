@@ -9,8 +9,9 @@
    so another spectrogram to compute, like a real Songs folder). `--audio shared` hard-links one file per song instead, so
    the spectrogram is computed once and the figures show the chart side alone.
 2. Runs `mug-nb prepare SONGS --out DS --workers W --json` in a fresh process for each W, sampling the resident
-   memory of the process and its workers every 20 ms: prints seconds, charts/s (inside `build_dataset` and
-   for the whole command, start-up included) and peak memory (all processes together, and the largest one).
+   memory of the process and its workers: prints seconds, charts/s (inside `build_dataset` and for the whole
+   command, start-up included) and peak memory (all processes together as PSS and as summed RSS, which counts
+   the pages forked workers share with the parent once per process; and the largest process).
 3. Runs the same command again on the unchanged folder: it must report `up_to_date`, process nothing and leave
    every file in DS untouched (checked by modification times).
 4. Reads items back with `ChartDataset` through a DataLoader, times the mel cache, and a 60 s `synth_song`.
@@ -71,24 +72,29 @@ def make_sets(root: Path, n: int, duration: float, audio: str, n_songs: int = 8)
     return n * len(DIFFICULTIES)
 
 
-def run_measured(args: list[str], dt: float = 0.02) -> tuple[dict, float, int, int]:
-    "Run the CLI; returns (its JSON report, wall seconds, peak RSS of the process tree, peak RSS of one process)."
+def run_measured(args: list[str], dt: float = 0.02, pss_every: int = 25) -> tuple[dict, float, dict]:
+    """Run the CLI; returns (its JSON report, wall seconds, peak memory in bytes).
+
+    Peak memory of the process and its workers together: `rss` sums resident sets every `dt` s (pages shared by
+    the forked workers are counted in each, an upper bound); `pss` shares them out (read every `pss_every`-th
+    sample, as it costs ~15 ms a process); `one` is the largest single resident set."""
     t0 = time.perf_counter()
     p = subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    top, peak, peak_one = psutil.Process(p.pid), 0, 0
+    top, peak, i = psutil.Process(p.pid), dict(rss=0, pss=0, one=0), 0
     while p.poll() is None:
         try:
             procs = [top] + top.children(recursive=True)
             rss = [q.memory_info().rss for q in procs]
+            pss = sum(q.memory_full_info().pss for q in procs) if i % pss_every == 0 else 0
         except psutil.Error:
-            rss = []
-        if rss: peak, peak_one = max(peak, sum(rss)), max(peak_one, max(rss))
-        time.sleep(dt)
+            rss, pss = [], 0
+        if rss: peak.update(rss=max(peak["rss"], sum(rss)), one=max(peak["one"], max(rss)), pss=max(peak["pss"], pss))
+        i += 1; time.sleep(dt)
     out = p.stdout.read()
     wall = time.perf_counter() - t0
     if p.returncode != 0: raise SystemExit(f"mug-nb {' '.join(args)} failed with status {p.returncode}")
-    return json.loads(out), wall, peak, peak_one
+    return json.loads(out), wall, peak
 
 
 def stamps(folder: Path) -> dict:
@@ -119,18 +125,19 @@ def main(argv=None):
     for w in a.workers:
         out = tmp / f"ds_w{w}"
         args = ["prepare", str(src), "--out", str(out), "--workers", str(w), "--json"]
-        r, wall, peak, one = run_measured(args)
+        r, wall, mem = run_measured(args)
         s = r["seconds"]
         print(f"prepare workers={w}: {r['charts']} charts ({r['n_bad']} bad, {r['n_duplicates']} duplicates) from "
               f"{r['units']} sets in {s:.1f} s = {r['charts'] / s:.1f} charts/s "
               f"({wall:.1f} s = {r['charts'] / wall:.1f} charts/s with start-up); "
-              f"peak memory {peak / 2**20:.0f} MB in all, {one / 2**20:.0f} MB the largest process")
+              f"peak memory of all its processes {mem['pss'] / 2**20:.0f} MB PSS, {mem['rss'] / 2**20:.0f} MB RSS "
+              f"(largest process {mem['one'] / 2**20:.0f} MB)")
         before = stamps(out)
-        r2, wall2, peak2, _ = run_measured(args)
+        r2, wall2, mem2 = run_measured(args)
         changed = sum(before.get(p) != v for p, v in stamps(out).items()) + len(set(before) - set(stamps(out)))
         print(f"  re-run on the unchanged folder: {r2['seconds']:.2f} s in build_dataset ({wall2:.1f} s with "
               f"start-up), processed={r2['processed']}, up_to_date={r2['up_to_date']}, files created or changed: "
-              f"{changed}, peak memory {peak2 / 2**20:.0f} MB")
+              f"{changed}, peak memory {mem2['pss'] / 2**20:.0f} MB PSS")
     for title, kw in [("full size 16x4096 / 128x32768, no augmentation", dict()),
                       ("full size, original augmentations", dict(augment=Augment.original())),
                       ("tiny crops 16x512 / 128x4096, original augmentations",
