@@ -205,8 +205,9 @@ def pattern_presence(tab: dict) -> dict:
 VIBRO_FROM = 0.5   # an interval is jack-bound once more than half of its notes are fast repeats
 
 def vibro_presence(tab: dict) -> np.ndarray:
-    "Per interval 0..1: how far fast same-column repeats (jacks, vibro) rule it (smoothed like the hand density)."
-    return _smooth(np.clip((tab["fast"] - VIBRO_FROM) / (1 - VIBRO_FROM), 0, 1))
+    "Per interval 0..1: how far fast same-column repeats (jacks, vibro) rule the notes its smoothed density counts."
+    share = _smooth(tab["fast"] * tab["notes"]) / np.maximum(_smooth(tab["notes"]), 1e-9)
+    return np.clip((share - VIBRO_FROM) / (1 - VIBRO_FROM), 0, 1)
 
 def jack_ceiling(tab: dict, cal: dict = CALIBRATION) -> np.ndarray:
     "Per interval: the hand density (notes/s) that rates at `cal['jack_bound']` × the interval's jack difficulty."

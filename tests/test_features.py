@@ -262,9 +262,10 @@ def test_vibro_section_in_a_stream_chart():
     assert s["stream"] > s0["stream"]                                          # the vibro still counts, under its ceiling
 
 
+@pytest.mark.parametrize("rate", [0.9, 1.0, 1.1])                # the rates of the training augmentation
 @pytest.mark.parametrize("name", VIBRO_CHARTS)
-def test_peer_vibro_charts_are_rated_by_their_jacks(peer_data, name):
-    s = skillsets(read_osu(peer_data / "maps" / "ManiaStarReducer" / name))
+def test_peer_vibro_charts_are_rated_by_their_jacks(peer_data, name, rate):
+    s = skillsets(read_osu(peer_data / "maps" / "ManiaStarReducer" / name), rate)
     lead = max(s["jackspeed"], s["chordjack"])
     assert all(s[k] < lead for k in DENSE) and s["stamina"] < lead
     assert s["overall"] == lead and max(s.values()) < 40
