@@ -14,9 +14,10 @@ uses. Stages (cumulative):
                  including the audio-free part of the 1x1 skip of each level's first ResBlock (bias pre-added)
   +audio_once    the audio-only part of each level's first ResBlock computed once per song, and the
                  guided batch's doubled prompt/audio built once
-  +attention     relative tables gathered once per length, attention in cache-sized chunks, in place
+  +attention     relative tables gathered once per length, attention in cache-sized chunks
                  (the prompt_kv stage of earlier versions, the keys/values of the prompt memoised, is gone:
                  the fold below supersedes it)
+  +in_place      residual additions, GEGLU and SiLU in place on fresh tensors (less memory)
   +inference     torch.inference_mode instead of no_grad
   +halves        guidance only: the cond and uncond halves share every layer before the first cross-attention
                  (`FastUNet(..., halves=True)`, used by the samplers; the level-0 blocks run once, not twice)
@@ -190,7 +191,7 @@ def main():
             with ctx(): return _guided_eps(eps_fn, x, t, c, w, a.cfg_scale, uc, doubled)
         return plain, guided
 
-    order = ("pointwise", "audio_once", "attention", "inference", "halves", "winograd", "packed", "fold")
+    order = ("pointwise", "audio_once", "attention", "in_place", "inference", "halves", "winograd", "packed", "fold")
     stages = [("baseline", (False, (), False)), ("+s4_cache", (True, (), False))]
     for i, name in enumerate(order):
         chosen = [r for r in order[:i + 1] if r in REWRITES]

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from einops import rearrange
 
+from .vae import ResnetBlock
 from .encoders import CrossAttention, BasicTransformerBlock, GEGLU, ContextualTransformer
 from .unet import UNetModel, UNetError, TimestepBlock, TimestepResBlock, AudioConcatBlock, timestep_embedding
 from .model import DDPM, MugDiffusionWrapper
@@ -21,8 +22,9 @@ __all__ = ['PACK_MIN_WEIGHTS', 'REWRITES', 'CPU_ONLY', 'FastError', 'adopt', 're
            'pointwise_as_matmul', 'onednn_packing', 'packable', 'packed_weight', 'packed_linear', 'cached_weight',
            'PackedLinear', 'PackedPointwiseConv1d', 'packed_weights', 'winograd_matrices', 'winograd_weight',
            'winograd_packed', 'winograd_conv1d', 'WinogradConv1d', 'winograd_convs', 'tensor_key', 'FastAttention',
-           'InPlaceTransformerBlock', 'InPlaceGEGLU', 'fast_attention', 'PromptAttention', 'fold_prompt',
-           'audio_blocks', 'resblock_with_audio', 'FastUNet', 'GuidedHalvesWrapper', 'optimize_for_inference']
+           'fast_attention', 'InPlaceTransformerBlock', 'InPlaceGEGLU', 'InPlaceResnetBlock', 'in_place',
+           'PromptAttention', 'fold_prompt', 'audio_blocks', 'resblock_with_audio', 'FastUNet', 'GuidedHalvesWrapper',
+           'optimize_for_inference']
 
 # %% ../nbs/12b_fast.ipynb #9f9edcc4
 class FastError(ValueError):
@@ -262,6 +264,11 @@ class FastAttention(CrossAttention):
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
 # %% ../nbs/12b_fast.ipynb #bc9f46c9
+def fast_attention(name: str, m: nn.Module):
+    "The rewrite: a FastAttention from every CrossAttention (None for anything else)."
+    return adopt(FastAttention, m) if type(m) is CrossAttention else None
+
+# %% ../nbs/12b_fast.ipynb #eb91bf59
 class InPlaceTransformerBlock(BasicTransformerBlock):
     "The transformer block with its residual additions in place when there are no gradients."
     def _forward(self, x, context=None):
@@ -277,12 +284,22 @@ class InPlaceGEGLU(GEGLU):
         x, gate = self.proj(x).chunk(2, dim=-1)
         return F.gelu(gate).mul_(x)
 
-def fast_attention(name: str, m: nn.Module):
-    "The rewrite: FastAttention, InPlaceTransformerBlock and InPlaceGEGLU from their plain layers (else None)."
-    kinds = {CrossAttention: FastAttention, BasicTransformerBlock: InPlaceTransformerBlock, GEGLU: InPlaceGEGLU}
+class InPlaceResnetBlock(ResnetBlock):
+    "The VAE's / audio encoder's ResBlock with SiLU and the residual addition in place when there are no gradients."
+    def _forward(self, x):
+        if torch.is_grad_enabled(): return super()._forward(x)
+        h = self.conv1(F.silu(self.norm1(x), inplace=True))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h), inplace=True)))
+        if self.in_channels != self.out_channels:
+            x = self.conv_shortcut(x) if self.use_conv_shortcut else self.nin_shortcut(x)
+        return h.add_(x)
+
+def in_place(name: str, m: nn.Module):
+    "The rewrite: the in-place kind of a transformer block, a GEGLU or a ResBlock (None for anything else)."
+    kinds = {BasicTransformerBlock: InPlaceTransformerBlock, GEGLU: InPlaceGEGLU, ResnetBlock: InPlaceResnetBlock}
     return adopt(kinds[type(m)], m) if type(m) in kinds else None
 
-# %% ../nbs/12b_fast.ipynb #eb91bf59
+# %% ../nbs/12b_fast.ipynb #93e3b57c
 class PromptAttention(FastAttention):
     "Cross-attention to a fixed prompt, with its keys and values folded into the query and output projections."
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None):
@@ -331,7 +348,7 @@ def fold_prompt(name: str, m: nn.Module):
     if name == "attn2" and isinstance(m, CrossAttention) and type(m) is not PromptAttention and m.relative_position:
         return adopt(PromptAttention, m)
 
-# %% ../nbs/12b_fast.ipynb #b9ca9a76
+# %% ../nbs/12b_fast.ipynb #cd516e08
 def audio_blocks(unet: UNetModel) -> list:
     """(first ResBlock, (a0, a1)) of every level, encoder levels then decoder levels: channels a0..a1 of that
     ResBlock's input ([h; audio] going down, [h; audio; skip] going up) are the level's audio map."""
@@ -346,7 +363,7 @@ def audio_blocks(unet: UNetModel) -> list:
                 if isinstance(layer, (TimestepResBlock, nn.Conv1d)): ch = layer.out_channels
     return out
 
-# %% ../nbs/12b_fast.ipynb #45dd55d2
+# %% ../nbs/12b_fast.ipynb #d54fb671
 @torch.no_grad()
 def _block_constants(rb: TimestepResBlock, a0: int, a1: int, audio: torch.Tensor) -> dict:
     "Audio-only contributions of a level's first ResBlock (its input channels a0..a1 are `audio`)."
@@ -392,7 +409,7 @@ def resblock_with_audio(rb: TimestepResBlock, x: torch.Tensor, emb: torch.Tensor
     else: skip = F.conv1d(rest, c["skip_w"], rb.skip_connection.bias) + c["skip"]
     return skip + h
 
-# %% ../nbs/12b_fast.ipynb #cd516e08
+# %% ../nbs/12b_fast.ipynb #feb78dcf
 class FastUNet(UNetModel):
     "The U-Net at inference: the audio-only work of each level once per song, guided halves shared until the first attention."
     cache_audio = True
@@ -412,7 +429,7 @@ class FastUNet(UNetModel):
         self._audio_memo = (key, consts, audios)
         return consts
 
-# %% ../nbs/12b_fast.ipynb #d54fb671
+# %% ../nbs/12b_fast.ipynb #69e9457d
 def _fast_unet_forward(self: FastUNet, x: torch.Tensor, timesteps: torch.Tensor, context=None, *audios,
                        halves: bool = False) -> torch.Tensor:
     audios = self.level_audio(x, audios)
@@ -444,7 +461,7 @@ def _fast_unet_forward(self: FastUNet, x: torch.Tensor, timesteps: torch.Tensor,
 
 FastUNet.forward = _fast_unet_forward
 
-# %% ../nbs/12b_fast.ipynb #0b216aea
+# %% ../nbs/12b_fast.ipynb #905e8138
 _HALVED = ("in", "skip", "skip_b")                           # the audio constants that carry a batch dimension
 
 def _run_block(module, h, st, context, c):
@@ -467,8 +484,8 @@ class GuidedHalvesWrapper(MugDiffusionWrapper):
     shares_guided_halves = True
     def forward(self, x, t, c, w, halves: bool = False): return self.unet_model(x, t, c, *w, halves=halves)
 
-# %% ../nbs/12b_fast.ipynb #905e8138
-REWRITES = ("pointwise", "packed", "winograd", "attention", "fold", "audio_once", "halves")
+# %% ../nbs/12b_fast.ipynb #1283040b
+REWRITES = ("pointwise", "packed", "winograd", "attention", "in_place", "fold", "audio_once", "halves")
 CPU_ONLY = ("pointwise", "packed", "winograd")
 
 def optimize_for_inference(model: DDPM, rewrites=REWRITES, winograd_min_channels: int = 128) -> DDPM:
@@ -481,6 +498,7 @@ def optimize_for_inference(model: DDPM, rewrites=REWRITES, winograd_min_channels
     model.eval()
     if "pointwise" in todo: replace_modules(model, pointwise_as_matmul)
     if "attention" in todo: replace_modules(model, fast_attention)
+    if "in_place" in todo: replace_modules(model, in_place)
     unet = model.model.unet_model
     if "fold" in todo: replace_modules(unet, fold_prompt)
     if "winograd" in todo: replace_modules(unet, winograd_convs(winograd_min_channels))

@@ -10,7 +10,7 @@ from mug_nb.unet import UNetModel, UNetError
 from mug_nb.model import Config, build_model, MugDiffusionWrapper
 from mug_nb.diffusion import ddim_sample, _guided_eps
 from mug_nb.fast import (optimize_for_inference, REWRITES, FastError, adopt, replace_modules, FastUNet,
-                         GuidedHalvesWrapper, FastAttention, PromptAttention, PointwiseConv1d, PackedLinear,
+                         GuidedHalvesWrapper, FastAttention, PromptAttention, PointwiseConv1d, PackedLinear, in_place,
                          WinogradConv1d, audio_blocks, fast_attention, fold_prompt, winograd_convs, onednn_packing)
 
 torch.set_num_threads(1)
@@ -207,7 +207,8 @@ def test_fast_attention_table_memo_is_safe_for_frozen_training():
 def test_fast_transformer_block_in_place_matches():
     blk = nonzero(BasicTransformerBlock(32, 4, 8, context_dim=16))
     holder = torch.nn.ModuleList([copy.deepcopy(blk)])
-    assert replace_modules(holder, fast_attention) == 4          # attn1, attn2, the GEGLU and the block itself
+    assert replace_modules(holder, fast_attention) == 2          # attn1, attn2
+    assert replace_modules(holder, in_place) == 2                # the GEGLU and the block itself
     assert replace_modules(holder, fold_prompt) == 1 and type(holder[0].attn2) is PromptAttention
     x, c = torch.randn(2, 30, 32), torch.randn(2, 21, 16)
     with torch.no_grad(): assert close(holder[0](x, c), blk(x, c))
@@ -234,3 +235,14 @@ def test_compat_golden_through_optimize_for_inference(compat, compat_model):
         assert err(x, g["ddim_samples"]) / g["ddim_samples"].abs().max() < 1e-4
         xu = ddim_sample(m, (1, *shape), g["ddim_c"][:1], [a[1:] for a in w], meta["ddim_unguided_S"], x_T=g["ddim_x_T"][1:])
         assert err(xu, g["ddim_unguided_samples"]) / g["ddim_unguided_samples"].abs().max() < 1e-4
+
+
+def test_in_place_resnet_block_matches():
+    from mug_nb.vae import ResnetBlock
+    blk = nonzero(ResnetBlock(in_channels=16, out_channels=32, temb_channels=0, num_groups=8, dilations=(1, 2)))
+    holder = torch.nn.ModuleList([copy.deepcopy(blk)])
+    assert replace_modules(holder, in_place) == 1
+    x = torch.randn(2, 16, 50)
+    with torch.no_grad(): assert torch.equal(holder[0](x), blk(x)) and torch.equal(x, x.clone())
+    y = holder[0](x.requires_grad_())
+    assert torch.equal(y, blk(x)) and y.requires_grad
