@@ -192,18 +192,22 @@ def tune(goal: Goal, knobs: Knobs, run, max_evals: int = 10) -> Knobs:
     x, v = getattr(knobs, goal.knob), None
     v = value(x)
     if goal.lo <= v <= goal.hi: return knobs
-    up = v < goal.lo                                   # the value grows with the knob
-    a, step, evals = x, 1.0, 1
-    while evals < max_evals:                           # bracket: double the step until the goal is crossed
+    up, mid = v < goal.lo, (goal.lo + goal.hi) / 2     # the value grows with the knob
+    a, va, step, evals = x, v, 1.0, 1
+    while evals < max_evals:                           # bracket: step towards the goal until it is crossed
         b = min(max(a + (step if up else -step), lo_k), hi_k)
         vb = value(b); evals += 1
         if goal.lo <= vb <= goal.hi: return at(b)
         if (vb > goal.hi) if up else (vb < goal.lo): break
         if b in (lo_k, hi_k): return at(b)             # the knob's end: the closest we can get
-        a, step = b, step * 2
+        slope = (vb - va) / (b - a)                    # the next step: the secant's guess, at most 4x the last
+        guess = (mid - vb) / slope if slope > 0 else 2 * step
+        a, va, step = b, vb, min(max(abs(guess), 0.5), 4 * step)
     else: return at(a)
-    for _ in range(max_evals - evals):                 # bisect [a, b]
-        m = (a + b) / 2; vm = value(m)
+    for _ in range(max_evals - evals):                 # narrow [a, b]: interpolate, but always cut off 15 %
+        va, vb = value(a), value(b)
+        f = 0.5 if vb == va else min(max((mid - va) / (vb - va), 0.15), 0.85)
+        m = a + f * (b - a); vm = value(m)
         if goal.lo <= vm <= goal.hi: return at(m)
         if (vm < goal.lo) == up: a = m
         else: b = m

@@ -10,6 +10,7 @@ import dataclasses
 import io
 import math
 import secrets
+import statistics
 import warnings
 from pathlib import Path
 
@@ -91,8 +92,7 @@ def snap_notes(notes, timing_points, max_div: int = 32) -> list:
     def snap(x):
         tp = tps[max(bisect.bisect_right(starts, x) - 1, 0)]
         return snap_time(x, 60000.0 / tp.beat_length, tp.time, divs)
-    return [dataclasses.replace(n, time=snap(n.time), end=None if n.end is None else max(snap(n.end), snap(n.time) + 1))
-            for n in notes]
+    return [Note(snap(n.time), n.column, None if n.end is None else max(snap(n.end), snap(n.time) + 1)) for n in notes]
 
 # %% ../nbs/14_generate.ipynb #fbd5e4c6
 def make_timing_point(offset: float, bpm: float) -> TimingPoint:
@@ -151,8 +151,9 @@ def align_chords(notes, window_ms: float = 20) -> list:
     "Give notes of different columns starting within `window_ms` of each other one common (median) start."
     out, group = [], []
     def flush():
-        t = int(round(float(np.median([n.time for n in group]))))
-        out.extend(dataclasses.replace(n, time=t, end=n.end if n.end is None or n.end > t else None) for n in group)
+        if len(group) == 1: out.append(group[0]); return
+        t = int(round(float(statistics.median(n.time for n in group))))
+        out.extend(Note(t, n.column, n.end if n.end is None or n.end > t else None) for n in group)
     for n in sorted(notes, key=lambda n: (n.time, n.column)):
         if group and (n.time - group[0].time > window_ms or any(g.column == n.column for g in group)):
             flush(); group = []
@@ -568,7 +569,7 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | Non
     beat_tps = timing_points_from_beats(beat_times(song.wave)) if timing == 'beats' else None   # once per song
     out = []
     for i, draft in enumerate(decode_drafts(model, z, song.duration_ms, song=song, prompt=prompt, refine=refine)):
-        tps = beat_tps or _first_timing(draft, lambda n: postprocess(n, snap=snap, jack_interval=None, timing=timing)[1])
+        tps = beat_tps or _first_timing(draft, lambda n: postprocess(n, snap=None, jack_interval=None, timing=timing)[1])
         finish = lambda n: make_beatmap(postprocess(n, snap=snap, jack_interval=jack_interval, timing_points=tps)[0], tps)
         steered = steer(draft, targets, finish)
         bm = make_beatmap(steered.beatmap.notes, tps, title=song.title, artist=artist, version=f'AI v{i + 1}',
