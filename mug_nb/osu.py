@@ -17,10 +17,11 @@ from typing import Iterable
 import numpy as np
 
 # %% auto #0
-__all__ = ['AUDIO_EXTS', 'MAX_OSZ_BYTES', 'MAX_CHART_BYTES', 'MAX_RATIO', 'RATIO_MIN_BYTES', 'OsuError', 'OsuSyntaxError',
-           'MissingSectionError', 'WrongModeError', 'KeyCountError', 'BadArchiveError', 'UnsafeArchiveError', 'Note',
-           'TimingPoint', 'NoteList', 'Beatmap', 'note_columns', 'column_of', 'LegacyRandom', 'read_osu', 'lane_x',
-           'dumps_osu', 'write_osu', 'safe_member_path', 'OszArchive', 'read_osz', 'write_osz', 'extract_osz']
+__all__ = ['JIT_AFTER', 'AUDIO_EXTS', 'MAX_OSZ_BYTES', 'MAX_CHART_BYTES', 'MAX_RATIO', 'RATIO_MIN_BYTES', 'OsuError',
+           'OsuSyntaxError', 'MissingSectionError', 'WrongModeError', 'KeyCountError', 'BadArchiveError',
+           'UnsafeArchiveError', 'Note', 'TimingPoint', 'NoteList', 'Beatmap', 'note_columns', 'column_of',
+           'LegacyRandom', 'read_osu', 'lane_x', 'dumps_osu', 'write_osu', 'safe_member_path', 'OszArchive', 'read_osz',
+           'write_osz', 'extract_osz']
 
 # %% ../nbs/01_osu.ipynb #378ce0a1
 class OsuError(ValueError):
@@ -161,6 +162,21 @@ def _note_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 Beatmap.notes = property(_get_notes, _set_notes, doc="The notes as a `NoteList` of `Note`s (in step with `note_arrays()`).")
 Beatmap.note_arrays, Beatmap._set_note_arrays = _note_arrays, _set_note_arrays
+
+# %% ../nbs/01_osu.ipynb #48f4a8a8
+def _get_timing(self) -> list:
+    if self._tps is None:  # arrays only (from the fast reader): make the TimingPoint objects, once
+        self._tps, self._tp_cols = list(map(TimingPoint, *(c.tolist() for c in self._tp_cols))), None
+    return self._tps
+
+def _set_timing(self, tps): self._tps, self._tp_cols = tps, None
+
+def _set_timing_arrays(self, cols):
+    "Make eight arrays (time, beat length, meter, uninherited, sample set, sample index, volume, effects) the timing points."
+    self._tps, self._tp_cols = None, cols
+
+Beatmap.timing_points = property(_get_timing, _set_timing, doc="The `TimingPoint`s (made on first use after a fast read).")
+Beatmap._set_timing_arrays = _set_timing_arrays
 
 # %% ../nbs/01_osu.ipynb #976c099f
 def _key_count(difficulty: dict, source='<beatmap>') -> int:
@@ -363,26 +379,273 @@ def _place_spinners(raw, key_count, difficulty):
         times.append(t); cols.append(col); ends.append(end)
     return np.array(times, np.float64), np.array(cols, np.int64), np.array(ends, np.float64)  # None -> NaN
 
+# %% ../nbs/01_osu.ipynb #354ae4ec
+class _Fallback(Exception):
+    "The fast reader met something it does not handle: read the text line by line instead."
+
+def _lines_of(body: str, section) -> list:
+    "The (0, line) pairs `_split_sections` would keep for a small section's text."
+    if '\r' in body and body.count('\r') != body.count('\r\n'): raise _Fallback  # a lone '\r' is a line break too
+    out = []
+    for raw in body.split('\n'):
+        line = raw.strip()
+        if not line or line.startswith('//'): continue
+        if line.startswith('[') and line.endswith(']'): raise _Fallback          # an indented header
+        out.append((0, raw.rstrip() if section == 'Events' else line))
+    return out
+
+def _split_fast(text: str):
+    """`_split_sections`, but [TimingPoints] and [HitObjects] come back as (start, end) spans of `text`.
+    Line numbers are 0: the fast reader never reports an error itself."""
+    if any(c in text for c in '\x0b\x0c\x1c\x1d\x1e') or not text.isascii() and any(c in text for c in '\x85\u2028\u2029'):
+        raise _Fallback                                  # line breaks for `str.splitlines` that '\n' is not
+    start = len(text) - len(text.lstrip('\ufeff'))      # byte-order marks, as `_split_sections` drops them
+    heads, i = [], text.find('[', start)
+    while i >= 0:
+        if i == start or text[i - 1] == '\n': heads.append(i)
+        i = text.find('[', i + 1)
+    version = 14
+    for _, line in _lines_of(text[start:heads[0] if heads else len(text)], None):
+        if m := _HEADER.match(line): version = int(m.group(1)) if len(m.group(1)) < 4 else 14
+    sections = {}
+    for h, nxt in zip(heads, heads[1:] + [len(text)]):
+        eol = text.find('\n', h, nxt)
+        eol = nxt if eol < 0 else eol
+        head = text[h:eol].strip()
+        if not head.endswith(']'): raise _Fallback
+        name = head[1:-1].strip()
+        if name in sections: raise _Fallback             # a repeated section: the slow reader merges them
+        sections[name] = (eol + 1, nxt) if name in ('TimingPoints', 'HitObjects') else _lines_of(text[eol + 1:nxt], name)
+    return version, sections
+
+# %% ../nbs/01_osu.ipynb #97464f1e
+_P10 = np.array([float(10**k) for k in range(23)])  # exact powers of ten
+_LIM = float(_MAX)
+
+def _number(b, i, n):
+    "A plain decimal (-?digits[.digits], <=15 significant digits) at b[i:n], up to ',' ':' '\\r' '\\n': (value, end, ok)."
+    neg = i < n and b[i] == 45
+    if neg: i += 1
+    j, m = i, 0
+    while j < n:                                       # the integer part
+        ch = int(b[j])
+        if ch < 48 or ch > 57: break
+        m = m * 10 + ch - 48; j += 1
+    nd, k = j - i, 0
+    if j < n and b[j] == 46:                           # a fraction
+        j += 1; f = j
+        while j < n:
+            ch = int(b[j])
+            if ch < 48 or ch > 57: break
+            m = m * 10 + ch - 48; j += 1
+        k = j - f; nd += k
+    if j < n and not (b[j] == 44 or b[j] == 58 or b[j] == 10 or b[j] == 13): return 0.0, j, False
+    if nd == 0 or nd > 18 or m > 2**53 or k > 22: return 0.0, j, False
+    v = float(m) if k == 0 else m / _P10[k]           # both exact: one correctly rounded division
+    v = -v if neg else v
+    return v, j, abs(v) <= _LIM
+
+def _line_end(b, i, n):
+    "Index just past the line that contains i (after '\\n' or '\\r\\n'), or -1 at a lone '\\r'."
+    while i < n:
+        ch = b[i]
+        if ch == 10: return i + 1
+        if ch == 13:
+            if i + 1 < n and b[i + 1] == 10: return i + 2
+            return -1
+        i += 1
+    return n
+
+def _skip_field(b, i, n):
+    "Index of the ',' (or line end) that ends the field starting at i."
+    while i < n and b[i] != 44 and b[i] != 10 and b[i] != 13: i += 1
+    return i
+
+# %% ../nbs/01_osu.ipynb #fe2f3f02
+def _objects_kernel(b, i, n, key_count, offset, t, c, e, kind, aux):
+    """Hit objects, one a line, from b[i:n]: start, column, end (NaN for taps), kind (0 tap, 1 hold, 2 slider, 3 spinner)
+    and aux (a slider's slides and length, a spinner's finish bit). Returns the count, or -1 for anything else."""
+    k = 0
+    while i < n:
+        ch = b[i]
+        if ch == 10: i += 1; continue                               # a blank line
+        if ch == 13 and i + 1 < n and b[i + 1] == 10: i += 2; continue
+        x, i, ok = _number(b, i, n)
+        if not ok or i >= n or b[i] != 44: return -1
+        i = _skip_field(b, i + 1, n)                                # y
+        if i >= n or b[i] != 44: return -1
+        tv, i, ok = _number(b, i + 1, n)
+        if not ok or i >= n or b[i] != 44: return -1
+        typ, i, ok = _number(b, i + 1, n)
+        if not ok or (i < n and b[i] == 58): return -1
+        ty, ts = int(typ), np.rint(tv) + offset
+        t[k], c[k], e[k] = ts, min(max(int(x) * key_count // 512, 0), key_count - 1), np.nan
+        if ty & 1: kind[k] = 0
+        else:
+            if not (ty & 2 or ty & 8 or ty & 128) or i >= n or b[i] != 44: return -1
+            hs, i, ok = _number(b, i + 1, n)                        # hitSound
+            if ty & 8 and (not ok or hs < 0 or hs != int(hs)): return -1    # a spinner's finish bit: plain digits only
+            i = _skip_field(b, i, n)
+            if i >= n or b[i] != 44: return -1
+            if ty & 2:                                              # a slider: curve, slides, length
+                i = _skip_field(b, i + 1, n)
+                if i >= n or b[i] != 44: return -1
+                sl, i, ok = _number(b, i + 1, n)
+                if not ok or i >= n or b[i] != 44: return -1
+                ln, i, ok = _number(b, i + 1, n)
+                if not ok or ln <= 0 or (i < n and b[i] == 58): return -1   # no length: the control points (slow path)
+                kind[k], aux[k, 0], aux[k, 1] = 2, float(int(sl)), ln
+            else:
+                ev, i, ok = _number(b, i + 1, n)
+                if not ok: return -1
+                e[k] = max(float(int(ev)) + offset, ts)
+                kind[k] = 3 if ty & 8 else 1
+                if ty & 8: aux[k, 0] = float(int(hs) & 4)
+        k += 1
+        i = _line_end(b, i, n)
+        if i < 0: return -1
+    return k
+
+# %% ../nbs/01_osu.ipynb #078d2fc4
+def _timing_kernel(b, i, n, out):
+    "Timing points with all eight fields from b[i:n] into the rows of out: (count, where it stopped), -1 for any other line."
+    k = 0
+    while i < n:
+        ch = b[i]
+        if ch == 10: i += 1; continue
+        if ch == 13 and i + 1 < n and b[i + 1] == 10: i += 2; continue
+        for f in range(7):
+            v, i, ok = _number(b, i, n)
+            if not ok or i >= n or b[i] != 44: return -1
+            out[k, f] = v
+            i += 1
+        v, i, ok = _number(b, i, n)
+        if not ok or (i < n and (b[i] == 44 or b[i] == 58)): return -1
+        out[k, 7] = v
+        k += 1
+        i = _line_end(b, i, n)
+        if i < 0: return -1
+    return k
+
+_jit = None
+
+# %% ../nbs/01_osu.ipynb #dc6b78ec
+JIT_AFTER = 8   # charts a process reads line by line before it compiles the fast reader
+_jit = {'reads': 0, 'kernels': None}
+
+def _kernels():
+    "The compiled (objects, timing) kernels, or None while fewer than `JIT_AFTER` charts were read (or without numba)."
+    if _jit['kernels'] is None:
+        _jit['reads'] += 1
+        if _jit['reads'] <= JIT_AFTER: return None
+        try: import numba
+        except ImportError: _jit['kernels'] = False; return None
+        g, jit = globals(), numba.njit(cache=True, error_model='numpy')
+        for name in ('_number', '_line_end', '_skip_field'): g[name] = jit(g[name])  # the kernels call these
+        _jit['kernels'] = jit(_objects_kernel), jit(_timing_kernel)
+    return _jit['kernels'] or None
+
+# %% ../nbs/01_osu.ipynb #9ac36626
+def _bytes_of(text: str, data, start: int, end: int):
+    "`text[start:end]` as bytes: (uint8 array, start, end), in the file's bytes `data` when the offsets agree."
+    if data is not None and text.isascii() and len(data) - len(text) in (0, 3):   # 3: a byte-order mark
+        s = len(data) - len(text)
+        return np.frombuffer(data, np.uint8), start + s, end + s
+    b = text[start:end].encode()
+    return np.frombuffer(b, np.uint8), 0, len(b)
+
+def _timing_arrays(text, data, span, offset, kernel):
+    "The timing points of a span as `Beatmap._set_timing_arrays` takes them, with `_parse_timing`'s rules."
+    b, a, z = _bytes_of(text, data, *span)
+    out = np.empty(((z - a) // 16 + 1, 8))                # a timing line has at least 16 bytes
+    k = kernel(b, a, z, out)
+    if k < 0: raise _Fallback
+    v = out[:k]
+    ints = v[:, 2:].astype(np.int64)                      # int(float(field)), as `_num(..., integer=True)`
+    meter = np.where(ints[:, 0] <= 0, 4, ints[:, 0])
+    return v[:, 0] + offset, v[:, 1], meter, ints[:, 4] != 0, ints[:, 1], ints[:, 2], ints[:, 3], ints[:, 5]
+
+# %% ../nbs/01_osu.ipynb #a863c6d6
+def _slider_ends(t, length, slides, tcols, sm):
+    "The hold ends of sliders starting at `t` (ms), from the timing arrays: `_slider_end` vectorised."
+    tt, bl, red = tcols[0], tcols[1], tcols[3]
+    red_t, red_bl = tt[red], bl[red]
+    if (np.diff(red_t) < 0).any(): raise _Fallback        # `bisect` on unsorted red lines: leave it to the slow path
+    if len(red_t):
+        b = red_bl[np.maximum(np.searchsorted(red_t, t, 'right') - 1, 0)]
+        b = np.where(np.isfinite(b) & (b > 0), b, 1000.0)
+    else: b = np.full(len(t), 1000.0)
+    order = np.lexsort((np.arange(len(tt)), ~red, tt))
+    mult = np.where(red | ~(bl < 0), 1.0, np.clip(np.float32(-bl).astype(np.float64), 10.0, 10000.0) / 100.0)[order]
+    i = np.searchsorted(tt[order], t, 'right') - 1
+    m, f = np.where(i < 0, 1.0, mult[np.maximum(i, 0)]), np.float32
+    with np.errstate(all='ignore'):
+        end = t.astype(f) + length.astype(f) * b.astype(f) * m.astype(f) * np.maximum(slides, 1).astype(f) * f(0.01) / f(sm)
+        ok = np.isfinite(end) & (end < _MAX)
+        return np.where(ok, np.floor(np.where(ok, end, 0).astype(np.float64)), t)
+
+def _object_arrays(text, data, span, difficulty, source, offset, tcols, sm, kernel):
+    "The notes of a [HitObjects] span as (start, column, end or NaN) arrays, with `_parse_objects`' rules."
+    key_count = _key_count(difficulty, source)
+    b, a, z = _bytes_of(text, data, *span)
+    m = (z - a) // 8 + 1                                   # a hit object line has at least 8 bytes
+    t, c, e, kind, aux = np.empty(m), np.empty(m, np.int64), np.empty(m), np.empty(m, np.int8), np.empty((m, 2))
+    k = kernel(b, a, z, key_count, offset, t, c, e, kind, aux)
+    if k < 0: raise _Fallback
+    t, c, e, kind, aux = t[:k], c[:k], e[:k], kind[:k], aux[:k]
+    sl = np.flatnonzero(kind == 2)
+    if len(sl): e[sl] = _slider_ends(t[sl], aux[sl, 1], aux[sl, 0], tcols, sm)
+    if k > 1 and (t[1:] < t[:-1]).any():                  # stable: file order within a time, as osu! keeps it
+        o = np.argsort(t, kind='stable'); t, c, e, kind, aux = t[o], c[o], e[o], kind[o], aux[o]
+    rng = None
+    for j in np.flatnonzero(kind == 3):                   # spinners: osu!'s random columns, in time order
+        rng = rng or LegacyRandom(_mania_seed(difficulty))
+        c[j] = 0 if key_count == 8 and aux[j, 0] and e[j] - t[j] < 1000 else rng.next_int(int(key_count == 8), key_count)
+        if e[j] - t[j] < 100: e[j] = np.nan
+    return t, c, e
+
+# %% ../nbs/01_osu.ipynb #bd8044d3
+_KNOWN = {'General', 'Metadata', 'Difficulty', 'Editor', 'Events', 'TimingPoints', 'HitObjects'}
+
+def _parse_fast(text: str, source: str, path=None, data=None, kernels=None) -> Beatmap:
+    "Read a chart with the compiled kernels; `_Fallback` (or an `OsuError`) sends it to the line-by-line reader."
+    objects_kernel, timing_kernel = kernels or (_objects_kernel, _timing_kernel)
+    version, secs = _split_fast(text)
+    general = _check_general(secs, source)
+    bm = Beatmap(general=general, path=path, format_version=version,
+                 metadata=_parse_pairs(secs.get('Metadata', []), source, 'Metadata'),
+                 difficulty=_parse_pairs(secs.get('Difficulty', []), source, 'Difficulty'),
+                 editor=_parse_pairs(secs.get('Editor', []), source, 'Editor'),
+                 events=[l for _, l in secs.get('Events', [])])
+    offset = 24 if version < 5 else 0
+    tcols = _timing_arrays(text, data, secs.get('TimingPoints', (0, 0)), offset, timing_kernel)
+    sm = min(max(_num(bm.difficulty.get('SliderMultiplier', '1.4'), source, 0, 'a number for SliderMultiplier', None), 0.4), 3.6)
+    bm._set_note_arrays(*_object_arrays(text, data, secs.get('HitObjects', (0, 0)), bm.difficulty, source, offset,
+                                        tcols, sm, objects_kernel))
+    bm._set_timing_arrays(tcols)
+    bm.extra_sections = {k: [l for _, l in v] for k, v in secs.items() if k not in _KNOWN}
+    return bm
+
 # %% ../nbs/01_osu.ipynb #002fc915
 def _looks_like_text(x) -> bool:
     return isinstance(x, str) and ('\n' in x or '\r' in x or x.lstrip('\ufeff').startswith('osu file format'))
 
 def read_osu(path_or_text, *, source: str | None = None) -> Beatmap:
     "Read an osu!mania chart from a path, the file's text, or its bytes."
-    path = None
+    path = data = None
     if isinstance(path_or_text, (bytes, bytearray)):
-        source = source or '<bytes>'; text = _to_text(bytes(path_or_text), source)
+        source = source or '<bytes>'; data = bytes(path_or_text); text = _to_text(data, source)
     elif _looks_like_text(path_or_text): source = source or '<text>'; text = path_or_text
     else:
         try: path = Path(path_or_text); source = source or str(path); data = path.read_bytes()
         except (OSError, ValueError, TypeError) as e:
             raise OsuError(f'{source or path_or_text!r}: cannot read the file ({getattr(e, "strerror", None) or e})') from None
         text = _to_text(data, source)
-    return _parse(text, source, path)
+    return _parse(text, source, path, data)
 
 # %% ../nbs/01_osu.ipynb #9b2bcacc
-def _parse(text: str, source: str, path=None) -> Beatmap:
-    version, secs = _split_sections(text, source)
+def _check_general(secs: dict, source) -> dict:
+    "The [General] pairs, once they say Mode 3 (`MissingSectionError`, `WrongModeError` otherwise)."
     if 'General' not in secs:
         raise MissingSectionError(f'{source}: expected a [General] section (with "Mode: 3"), found '
                                   f'{", ".join("[" + s + "]" for s in secs) or "no sections"}')
@@ -390,6 +653,12 @@ def _parse(text: str, source: str, path=None) -> Beatmap:
     mode = general.get('Mode', '0')
     if mode.strip() != '3':
         raise WrongModeError(f'{source}: not an osu!mania chart (expected "Mode: 3" in [General], got Mode {mode!r})')
+    return general
+
+def _parse_lines(text: str, source: str, path=None) -> Beatmap:
+    "Read a chart line by line: the reference reader, and the one that names the line of any error."
+    version, secs = _split_sections(text, source)
+    general = _check_general(secs, source)
     bm = Beatmap(general=general, path=path, format_version=version,
                  metadata=_parse_pairs(secs.get('Metadata', []), source, 'Metadata'),
                  difficulty=_parse_pairs(secs.get('Difficulty', []), source, 'Difficulty'),
@@ -401,9 +670,15 @@ def _parse(text: str, source: str, path=None) -> Beatmap:
     sm = min(max(sm, 0.4), 3.6)  # osu!'s limits
     bm._set_note_arrays(*_parse_objects(secs.get('HitObjects', []), source, bm.difficulty,
                                         _TimingLookup(bm.timing_points), sm, offset))
-    known = {'General', 'Metadata', 'Difficulty', 'Editor', 'Events', 'TimingPoints', 'HitObjects'}
-    bm.extra_sections = {k: [l for _, l in v] for k, v in secs.items() if k not in known}
+    bm.extra_sections = {k: [l for _, l in v] for k, v in secs.items() if k not in _KNOWN}
     return bm
+
+def _parse(text: str, source: str, path=None, data=None) -> Beatmap:
+    "The fast reader when it is compiled and the chart is one it reads; the line-by-line reader otherwise."
+    if kernels := _kernels():
+        try: return _parse_fast(text, source, path, data, kernels)
+        except (_Fallback, OsuSyntaxError, KeyCountError): pass   # read again line by line: same result or precise error
+    return _parse_lines(text, source, path)
 
 # %% ../nbs/01_osu.ipynb #4b9b6f82
 def lane_x(column: int, key_count: int) -> int:

@@ -39,6 +39,14 @@ def _peer_rows(peer_data):
     return list(csv.DictReader(open(peer_data / "reference/maps.csv", encoding="utf-8")))
 
 
+@pytest.fixture(autouse=True)
+def fast_reader(monkeypatch):
+    "Every test here reads through the compiled fast reader (and its fallback), not only after JIT_AFTER charts."
+    from mug_nb import osu
+    monkeypatch.setattr(osu, "JIT_AFTER", 0)
+    return osu._kernels()
+
+
 # ---------------------------------------------------------------- basics
 
 def test_tiny_reads():
@@ -429,6 +437,83 @@ def test_fuzz_read_osu_only_raises_osu_error(text, as_bytes):
     assert isinstance(bm, Beatmap)
     # whatever reads must also write and read back to the same notes
     assert read_osu(dumps_osu(bm)).notes == bm.notes
+
+
+# ---- the fast reader: the same beatmaps as the line-by-line reader, or a fallback to it
+
+def _same(fast, slow):
+    import numpy as np
+    assert fast == slow                                             # every field, timing points and notes included
+    for a, b in zip(fast.note_arrays(), slow.note_arrays()):
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+    for p, q in zip(fast.timing_points, slow.timing_points):        # the same types, and the sign of a zero
+        assert [type(v) for v in vars(p).values()] == [type(v) for v in vars(q).values()]
+        assert str(p) == str(q)
+
+
+def test_fast_reader_matches_line_reader(peer_data, samples, fast_reader):
+    from pathlib import Path
+    from mug_nb.osu import _Fallback, _parse_fast, _parse_lines, _to_text
+    assert fast_reader, "numba is missing: the fast reader is off"
+    rows = _peer_rows(peer_data)
+    files = [peer_data / r["file"] for r in rows] + sorted(Path(samples).rglob("*.osu"))
+    real_4k = {peer_data / r["file"] for r in rows if r["category"] == "real_chart" and r["keys"] == "4"}
+    fell_back = []
+    for f in files:
+        data = f.read_bytes()
+        text = _to_text(data, str(f))
+        crlf = text.replace("\r\n", "\n").replace("\n", "\r\n")
+        for t, d in ((text, data), (text, None), (crlf, crlf.encode()), ("\ufeff" + text, None)):
+            slow = _parse_lines(t, str(f), f)
+            try:
+                fast = _parse_fast(t, str(f), f, d, fast_reader)
+            except _Fallback:
+                fell_back.append(f)
+                continue
+            _same(fast, slow)
+    assert len(files) > 100 and not real_4k & set(fell_back), sorted(real_4k & set(fell_back))
+
+
+def test_fast_reader_slider_and_spinner_ends(peer_data):
+    from mug_nb.osu import _parse_lines
+    p = peer_data / "maps/ppy-osu/4869637.osu"                    # 630 sliders and a spinner, read by the kernels
+    bm = read_osu(p)
+    assert bm._tps is None                                          # the fast reader read it (timing points not made yet)
+    _same(bm, _parse_lines(p.read_text(encoding="utf-8-sig"), str(p), p))
+
+
+@pytest.mark.parametrize("text, why", [
+    (TINY.replace("64,192,1000,1,0", "64,192,1e3,1,0"), "an exponent"),
+    (TINY.replace("64,192,1000,1,0", " 64,192,1000,1,0"), "a leading space"),
+    (TINY.replace("[HitObjects]\n", "[HitObjects]\n// a comment\n"), "a comment"),
+    (TINY.replace("1000,500,4,2,0,60,1,0", "1000,500"), "an old timing point"),
+    (TINY.replace("[HitObjects]", "[HitObjects]\n[HitObjects]"), "a repeated section"),
+    (TINY.replace("64,192,1000,1,0,0:0:0:0:\n", "64,192,1000,1,0,0:0:0:0:\r"), "a lone carriage return"),
+    (TINY.replace("64,192,1000,1,0,0:0:0:0:", "64,192,1000,1,0,0:0:0:0:\x0c"), "a form feed"),
+    (TINY + "[Colours]\nCombo1 : 1,2,3\n", "a section after the hit objects"),
+])
+def test_fast_reader_falls_back_to_the_same_result(text, why):
+    from mug_nb.osu import _parse_lines
+    got = read_osu(text)
+    _same(got, _parse_lines(text, "<text>"))
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(osu_texts())
+def test_fuzz_fast_reader_agrees(text):
+    from mug_nb.osu import _Fallback, _kernels, _parse, _parse_fast, _parse_lines
+    try:
+        slow = _parse_lines(text, "<fuzz>")
+    except OsuError as e:
+        with pytest.raises(type(e)) as got:                        # the same error, word for word
+            _parse(text, "<fuzz>")
+        assert str(got.value) == str(e)
+        return
+    try:
+        fast = _parse_fast(text, "<fuzz>", None, None, _kernels())
+    except _Fallback:
+        fast = _parse(text, "<fuzz>")
+    _same(fast, slow)
 
 
 # ---- notes stored column-wise: the arrays and `Beatmap.notes` never disagree
