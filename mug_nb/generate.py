@@ -5,28 +5,25 @@
 # %% ../nbs/14_generate.ipynb #4e399339
 from __future__ import annotations
 
-import bisect
 import dataclasses
-import io
 import math
 import secrets
-import statistics
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .osu import Beatmap, Note, TimingPoint, read_osu, write_osu, dumps_osu, write_osz, read_osz
+from .osu import AUDIO_EXTS, Beatmap, Note, read_osu, write_osu, dumps_osu, read_osz
 from . import chart as C
 from .diffusion import ddim_sample, ddim_timesteps
 from .control import Draft, Knobs, render, goals, steer
+from .postprocess import SNAP_DIVISORS, beat_times, make_timing_point, postprocess, remove_minijacks, \
+    snap_notes, timing_points_from_beats
+from .export import click_wav, make_beatmap, osu_filename, preview_png, prompt_text, safe_name, save_osz, \
+    unique_path, wav_bytes
 
 # %% auto #0
-__all__ = ['EPS_MS', 'SNAP_DIVISORS', 'TEMPLATE', 'ORIGINAL_GUIDANCE', 'ORIGINAL_STEPS', 'MEL_PER_LATENT', 'AUDIO_EXTS',
-           'GenerateError', 'grid_hits', 'refine_timing', 'estimate_timing', 'snap_time', 'snap_notes',
-           'make_timing_point', 'minijack_count', 'remove_minijacks', 'align_chords', 'fix_overlaps', 'beat_times',
-           'timing_points_from_beats', 'postprocess', 'prompt_text', 'make_beatmap', 'unique_path', 'safe_name',
-           'osu_filename', 'save_osz', 'preview_figure', 'preview_png', 'click_wav', 'load_bundled', 'guidance_scale',
+__all__ = ['ORIGINAL_GUIDANCE', 'ORIGINAL_STEPS', 'MEL_PER_LATENT', 'GenerateError', 'load_bundled', 'guidance_scale',
            'sampling_steps', 'sampling_settings', 'latent_length', 'fit_mel', 'Song', 'prepare_audio', 'model_vocab',
            'prompt_ids', 'n_steps', 'initial_noise', 'sample_latents', 'decode_drafts', 'decode_notes', 'control_text',
            'control_report', 'control_line', 'generate', 'latent_mask', 'inpaint_latents', 'splice_notes', 'inpaint',
@@ -36,300 +33,7 @@ __all__ = ['EPS_MS', 'SNAP_DIVISORS', 'TEMPLATE', 'ORIGINAL_GUIDANCE', 'ORIGINAL
 class GenerateError(ValueError):
     "Bad input to generation: a missing or unreadable song, a prompt out of range, an impossible option."
 
-# %% ../nbs/14_generate.ipynb #73639967
-EPS_MS = 10.0                                  # a note within 10 ms of a grid line is "on the grid"
-SNAP_DIVISORS = (1, 2, 4, 3, 6, 8, 16, 32)     # the original's order: coarser grids win
-
-def grid_hits(times, bpm, offset, div: int = 1) -> np.ndarray:
-    "Which notes lie within 10 ms of a 1/`div` grid line; broadcasts over `bpm` and `offset`."
-    gap = 60000.0 / (np.asarray(bpm, float) * div)
-    m = (np.asarray(times, float) - offset) / gap
-    return np.abs(m - np.round(m)) < EPS_MS / gap
-
-# %% ../nbs/14_generate.ipynb #cc540820
-def _fold_bpm(bpm: float, lo: float = 150.0, hi: float = 300.0) -> float:
-    while bpm < lo: bpm *= 2
-    while bpm >= hi: bpm /= 2
-    return bpm
-
-def refine_timing(times, bpm: float, offset: float) -> tuple[float, float]:
-    "Weighted least squares through the on-grid notes: time = offset + k·(60000/bpm)."
-    times = np.asarray(times, float)
-    k = np.round((times - offset) / (60000.0 / bpm))
-    w = np.sqrt(grid_hits(times, bpm, offset).astype(float))
-    if (w > 0).sum() < 2 or np.ptp(k[w > 0]) == 0: return float(bpm), float(offset)
-    A = np.stack([k, np.ones_like(k)], 1) * w[:, None]
-    slope, icept = np.linalg.lstsq(A, times * w, rcond=None)[0]
-    if not np.isfinite(slope) or slope <= 0: return float(bpm), float(offset)
-    return float(_fold_bpm(60000.0 / slope)), float(icept)
-
-# %% ../nbs/14_generate.ipynb #88a7642e
-def estimate_timing(times, bpms=None, max_notes: int = 600) -> tuple[float, float]:
-    "One global (bpm, offset) for note start times in ms: the original's grid search, vectorised."
-    times = np.sort(np.asarray(times, float))
-    if len(times) < 2: return 120.0, float(times[0]) if len(times) else 0.0
-    sub = times[np.linspace(0, len(times) - 1, min(max_notes, len(times))).astype(int)]   # search on a subset
-    bpms = (np.arange(1500) / 10 + 150 if bpms is None else np.asarray(bpms, float))[:, None, None]
-    offsets = times[0] - np.arange(4)[None, :, None] / 4 * (60000.0 / bpms)      # (bpm, phase, 1)
-    score = grid_hits(sub[None, None], bpms, offsets).sum(-1) / bpms[..., 0]     # (bpm, phase)
-    b, s = np.unravel_index(np.argmax(score), score.shape)
-    return refine_timing(times, float(bpms[b, 0, 0]), float(offsets[b, s, 0]))   # refine with every note
-
-# %% ../nbs/14_generate.ipynb #7581069e
-def snap_time(t: float, bpm: float, offset: float, divisors=SNAP_DIVISORS) -> int:
-    "The original's `format_time`: the first division in `divisors` with a grid line within 10 ms, else `t`."
-    for div in divisors:
-        g = 60000.0 / (bpm * div)
-        m = (t - offset) / g
-        if abs(m - round(m)) < EPS_MS / g: return int(round(m) * g + offset)
-    return int(t)
-
-def snap_notes(notes, timing_points, max_div: int = 32) -> list:
-    "Snap note heads and tails to the 1/1 … 1/`max_div` grid of the timing point in force at each note."
-    divs = [d for d in SNAP_DIVISORS if d <= max_div]
-    tps = sorted((tp for tp in timing_points if tp.uninherited), key=lambda tp: tp.time)
-    starts = [tp.time for tp in tps]
-    def snap(x):
-        tp = tps[max(bisect.bisect_right(starts, x) - 1, 0)]
-        return snap_time(x, 60000.0 / tp.beat_length, tp.time, divs)
-    return [Note(snap(n.time), n.column, None if n.end is None else max(snap(n.end), snap(n.time) + 1)) for n in notes]
-
-# %% ../nbs/14_generate.ipynb #fbd5e4c6
-def make_timing_point(offset: float, bpm: float) -> TimingPoint:
-    "An uninherited timing point: meter 4, soft samples, volume 20 (the original's single line)."
-    return TimingPoint(time=float(offset), beat_length=60000.0 / bpm, meter=4, uninherited=True,
-                       sample_set=2, sample_index=1, volume=20, effects=0)
-
-# %% ../nbs/14_generate.ipynb #bc847d3c
-def _pref_columns(src: int, key_count: int) -> list[int]:
-    "Destination columns for a moved note: the original's order for 4K, same hand then nearest for others."
-    if key_count == 4: return [1 - src, 2, 3] if src < 2 else [5 - src, 1, 0]
-    half = key_count / 2
-    return sorted((c for c in range(key_count) if c != src), key=lambda c: ((c < half) != (src < half), abs(c - src)))
-
-def minijack_count(notes, jack_interval: float = 90) -> int:
-    "How many same-column pairs are closer than `jack_interval` ms."
-    cols: dict = {}
-    for n in notes: cols.setdefault(n.column, []).append(n.time)
-    return int(sum((np.diff(sorted(v)) < jack_interval).sum() for v in cols.values()))
-
-# %% ../nbs/14_generate.ipynb #6f2126ec
-def remove_minijacks(notes, jack_interval: float = 90, key_count: int = 4) -> list:
-    "Move or drop same-column repeats closer than `jack_interval` ms (the original's rules, reference §9.5)."
-    notes = sorted(notes, key=lambda n: n.time)
-    t = np.array([n.time for n in notes], float)
-    col, ln, alive, iv = [n.column for n in notes], [n.end is not None for n in notes], [True] * len(notes), jack_interval
-    def near(i, lo, hi):                       # alive notes j != i with lo <= t[j] <= hi
-        return [j for j in range(bisect.bisect_left(t, lo), bisect.bisect_right(t, hi)) if j != i and alive[j]]
-    lns = {k: [j for j in range(len(notes)) if ln[j] and col[j] == k] for k in set(col)}   # long notes by column
-    def blocked(i, dst, when):                 # dst busy within ± the limit, or its latest long note ends < 50 ms before
-        if any(col[j] == dst for j in near(i, when - iv, when + iv)): return True
-        ls = lns.get(dst, [])
-        k = bisect.bisect_left(ls, bisect.bisect_right(t, when)) - 1     # latest long note starting at or before
-        while k >= 0 and not alive[ls[k]]: k -= 1
-        return k >= 0 and notes[ls[k]].end >= when - 50
-    def move(j, dst):
-        if ln[j]: lns[col[j]].remove(j); lns[dst] = sorted(lns.get(dst, []) + [j])
-        col[j] = dst
-    for i in range(len(notes)):
-        if not alive[i]: continue
-        prev = [j for j in reversed(near(i, t[i] - iv, t[i])) if j < i and col[j] == col[i]]
-        if not prev or not [j for j in near(i, t[i], t[i] + 2 * iv) if j > i and t[j] - t[i] >= EPS_MS]: continue
-        p = prev[0]
-        mv = next(((cand, dst) for cand, is_ln in ((i, ln[i]), (p, False)) if not is_ln
-                     for dst in _pref_columns(col[cand], key_count) if not blocked(cand, dst, t[cand])), None)
-        if mv: move(*mv); continue
-        hl, hp = (1 + len(near(k, t[k] - EPS_MS + 1e-6, t[k] + EPS_MS - 1e-6)) for k in (i, p))
-        if hl > 1 and hl >= hp and not ln[i]: alive[i] = False
-        elif hp > 1 and hp >= hl: alive[p] = False
-        elif ln[i]: alive[p] = False
-        else: alive[i] = False
-    return [dataclasses.replace(n, column=col[k]) for k, n in enumerate(notes) if alive[k]]
-
-# %% ../nbs/14_generate.ipynb #eb486b74
-def align_chords(notes, window_ms: float = 20) -> list:
-    "Give notes of different columns starting within `window_ms` of each other one common (median) start."
-    out, group = [], []
-    def flush():
-        if len(group) == 1: out.append(group[0]); return
-        t = int(round(float(statistics.median(n.time for n in group))))
-        out.extend(Note(t, n.column, n.end if n.end is None or n.end > t else None) for n in group)
-    for n in sorted(notes, key=lambda n: (n.time, n.column)):
-        if group and (n.time - group[0].time > window_ms or any(g.column == n.column for g in group)):
-            flush(); group = []
-        group.append(n)
-    if group: flush()
-    return out
-
-# %% ../nbs/14_generate.ipynb #03d15ae4
-def fix_overlaps(notes, gap_ms: int = 20) -> list:
-    "Per column: drop notes at the same time as the previous one; end a long note `gap_ms` before the next head."
-    out, last = [], {}
-    for n in sorted(notes, key=lambda n: (n.time, n.column, n.end is None)):
-        p = last.get(n.column)
-        if p is not None and n.time <= out[p].time: continue                       # same time: keep the first
-        if p is not None and out[p].end is not None and out[p].end >= n.time - gap_ms:
-            e = n.time - gap_ms
-            out[p] = dataclasses.replace(out[p], end=e if e > out[p].time + gap_ms else None)
-        last[n.column] = len(out); out.append(n)
-    return out
-
-# %% ../nbs/14_generate.ipynb #bc35ba06
-def beat_times(wave: np.ndarray, sr: int = C.SAMPLE_RATE, hop_length: int = 256) -> np.ndarray:
-    "Beat times in ms from librosa's beat tracker, following a time-varying tempo estimate."
-    import librosa
-    y = np.asarray(wave, np.float32)
-    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop_length)
-    tempo = librosa.feature.tempo(onset_envelope=env, sr=sr, hop_length=hop_length, aggregate=None)
-    _, beats = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=hop_length, bpm=tempo, units='time')
-    return np.asarray(beats, float) * 1000.0
-
-# %% ../nbs/14_generate.ipynb #6413e024
-def _fit_line(y) -> tuple[float, float]:
-    "Least-squares (first, step) of y ≈ first + k·step."
-    k = np.arange(len(y)); step, first = np.polyfit(k, y, 1)
-    return float(first), float(step)
-
-def timing_points_from_beats(beats_ms, tolerance: float = 0.06, min_beats: int = 8) -> list:
-    "Uninherited timing points for runs of steady beats; neighbouring runs of (nearly) one tempo are merged."
-    b = np.asarray(beats_ms, float)
-    if len(b) < 3: raise GenerateError(f"beat tracking found {len(b)} beats; at least 3 are needed")
-    ibi, runs, start = np.diff(b), [], 0
-    for i in range(1, len(ibi)):                      # cut where a beat drifts away from the run's median
-        med = np.median(ibi[start:i])
-        if abs(ibi[i] - med) > tolerance * med and i - start >= min_beats: runs.append((start, i)); start = i
-    runs.append((start, len(ibi)))
-    step = lambda r: _fit_line(b[r[0]:r[1] + 1])[1]
-    merged = [runs[0]]
-    for r in runs[1:]:                                # merge short runs and runs of the same tempo
-        if r[1] - r[0] < min_beats or abs(step(merged[-1]) - step(r)) < tolerance / 2 * step(r): merged[-1] = (merged[-1][0], r[1])
-        else: merged.append(r)
-    return [make_timing_point(_fit_line(b[s:e + 1])[0], 60000.0 / step((s, e))) for s, e in merged]
-
-# %% ../nbs/14_generate.ipynb #4b76b0b4
-def postprocess(notes, *, snap: int | None = 16, jack_interval: float | None = 90, timing: str = 'global',
-                wave: np.ndarray | None = None, sr: int = C.SAMPLE_RATE, key_count: int = 4,
-                timing_points: list | None = None, chord_ms: float | None = 20) -> tuple[list, list]:
-    "Chord alignment, timing points for `notes` (given, global fit or beat tracking), optional snapping, minijack removal."
-    notes = align_chords(notes, chord_ms) if chord_ms else sorted(notes, key=lambda n: (n.time, n.column))
-    if timing_points: tps = list(timing_points)
-    elif timing == 'beats' and wave is not None: tps = timing_points_from_beats(beat_times(wave, sr))
-    elif timing in ('global', 'beats'): tps = [make_timing_point(*estimate_timing([n.time for n in notes])[::-1])]
-    else: raise GenerateError(f"timing must be 'global' or 'beats', got {timing!r}")
-    if snap: notes = snap_notes(notes, tps, snap)
-    notes = fix_overlaps(notes)
-    if jack_interval: notes = remove_minijacks(notes, jack_interval, key_count)
-    return notes, tps
-
-# %% ../nbs/14_generate.ipynb #e0e6cbac
-TEMPLATE = {
-    'general': {'AudioFilename': 'audio.mp3', 'AudioLeadIn': '0', 'PreviewTime': '-1', 'Countdown': '0',
-                'SampleSet': 'Soft', 'StackLeniency': '0.7', 'Mode': '3', 'LetterboxInBreaks': '0',
-                'SpecialStyle': '0', 'WidescreenStoryboard': '0'},
-    'metadata': {'Title': '', 'TitleUnicode': '', 'Artist': '', 'ArtistUnicode': '', 'Creator': 'mug_nb',
-                 'Version': 'AI v1', 'Source': '', 'Tags': 'mug_nb AI generated', 'BeatmapID': '0',
-                 'BeatmapSetID': '-1', 'AIMode': '', 'AIPrompt': ''},
-    'difficulty': {'HPDrainRate': '8', 'CircleSize': '4', 'OverallDifficulty': '8', 'ApproachRate': '5',
-                   'SliderMultiplier': '1.4', 'SliderTickRate': '1'},
-}
-
-def prompt_text(prompt: dict, **options) -> str:
-    "The human-readable `k=v, …` string stored as `AIPrompt`."
-    return ', '.join(f'{k}={v}' for k, v in {**prompt, **options}.items())
-
-# %% ../nbs/14_generate.ipynb #1c78cc7c
-def make_beatmap(notes, timing_points, *, title: str = 'Untitled', artist: str = '', version: str = 'AI v1',
-                 audio_filename: str = 'audio.wav', prompt: str = '', key_count: int = 4) -> Beatmap:
-    "A mania `Beatmap` from the template, with the AI tags in `[Metadata]`."
-    from mug_nb import __version__
-    general = {**TEMPLATE['general'], 'AudioFilename': audio_filename}
-    meta = {**TEMPLATE['metadata'], 'Title': title, 'TitleUnicode': title, 'Artist': artist, 'ArtistUnicode': artist,
-            'Creator': f'mug_nb v{__version__}', 'Version': version, 'AIMode': f'mug_nb v{__version__}', 'AIPrompt': prompt}
-    diff = {**TEMPLATE['difficulty'], 'CircleSize': str(key_count)}
-    return Beatmap(general=general, metadata=meta, difficulty=diff, events=[], timing_points=list(timing_points),
-                   notes=sorted(notes, key=lambda n: (n.time, n.column)))
-
-# %% ../nbs/14_generate.ipynb #a3fbed0b
-def unique_path(path) -> Path:
-    "`path`, or `stem (2).ext`, `stem (3).ext`, … whichever does not exist yet."
-    base = path = Path(path)
-    k = 2
-    while path.exists():
-        path, k = base.with_name(f'{base.stem} ({k}){base.suffix}'), k + 1
-    return path
-
-def safe_name(text: str) -> str:
-    "A file-name-safe version of `text` (osu! forbids / \\ : * ? \" < > |)."
-    return ''.join('_' if ch in '/\\:*?"<>|' or ord(ch) < 32 else ch for ch in text).strip() or 'untitled'
-
-def osu_filename(bm: Beatmap) -> str:
-    m = bm.metadata
-    artist = f"{m['Artist']} - " if m.get('Artist') else ''
-    return safe_name(f"{artist}{m.get('Title', '')} ({m.get('Creator', '')}) [{m.get('Version', '')}]") + '.osu'
-
-# %% ../nbs/14_generate.ipynb #5655e9c4
-def save_osz(beatmaps, audio_bytes: bytes, audio_filename: str, out_dir, name: str | None = None) -> Path:
-    "Pack `beatmaps` and the untouched audio into a new `.osz` in `out_dir` (never overwriting)."
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    bms = list(beatmaps)
-    for bm in bms: bm.general['AudioFilename'] = audio_filename
-    m = bms[0].metadata
-    name = name or safe_name((f"{m['Artist']} - " if m.get('Artist') else '') + m.get('Title', ''))
-    path = unique_path(out_dir / f'{name}.osz')
-    write_osz(path, {osu_filename(bm): bm for bm in bms}, {audio_filename: audio_bytes})
-    return path
-
-# %% ../nbs/14_generate.ipynb #54992c3b
-def preview_figure(notes, key_count: int = 4, timing_points=(), strip_s: float = 20.0, n_strips: int | None = None,
-                   title: str = ''):
-    "A folded piano roll: time runs up each strip of `strip_s` seconds; strips go left to right."
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import PatchCollection
-    from matplotlib.patches import Rectangle
-    end = max([n.end or n.time for n in notes], default=0) / 1000
-    n_strips = n_strips or max(1, math.ceil((end + 1e-3) / strip_s))
-    fig, ax = plt.subplots(figsize=(min(1.5 + 1.1 * n_strips, 14), 4.5))
-    rects = []
-    for n in notes:
-        t0, t1 = n.time / 1000, (n.end or n.time + 40) / 1000
-        s = int(t0 // strip_s); x = s * (key_count + 1) + n.column
-        rects.append(Rectangle((x + 0.1, t0 - s * strip_s), 0.8, max(t1 - t0, 0.04), color='C0' if n.end is None else 'C1'))
-    ax.add_collection(PatchCollection(rects, match_original=True))
-    for s in range(n_strips): ax.axvspan(s * (key_count + 1), s * (key_count + 1) + key_count, color='0.93', zorder=-2)
-    tps = sorted((tp for tp in timing_points if tp.uninherited and tp.beat_length > 0), key=lambda tp: tp.time)
-    for k, tp in enumerate(tps):                       # beat lines (darker at each measure)
-        stop = tps[k + 1].time if k + 1 < len(tps) else end * 1000
-        beats = np.arange(tp.time, stop, tp.beat_length) / 1000
-        for j, b in enumerate(beats):
-            s = int(b // strip_s)
-            if 0 <= s < n_strips:
-                ax.hlines(b - s * strip_s, s * (key_count + 1), s * (key_count + 1) + key_count, zorder=-1,
-                          color='0.55' if j % tp.meter == 0 else '0.8', lw=0.5)
-    ax.set_xlim(0, n_strips * (key_count + 1) - 1); ax.set_ylim(0, strip_s); ax.set_xticks([])
-    ax.set_ylabel('seconds within strip'); ax.set_title(title or f'{len(notes)} notes')
-    return fig
-
-def preview_png(notes, key_count: int = 4, **kwargs) -> bytes:
-    "The folded piano roll as PNG bytes."
-    import matplotlib.pyplot as plt
-    fig = preview_figure(notes, key_count, **kwargs)
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=70, bbox_inches='tight'); plt.close(fig)
-    return buf.getvalue()
-
-# %% ../nbs/14_generate.ipynb #a1e34380
-def click_wav(notes, wave: np.ndarray | None = None, sr: int = C.SAMPLE_RATE, gain: float = 0.6) -> bytes:
-    "WAV bytes of the song (or silence) with a short tick at every note head."
-    import soundfile as sf
-    end = max([n.time for n in notes], default=0) / 1000 + 0.5
-    out = np.zeros(int(end * sr), np.float32) if wave is None else np.array(wave, np.float32, copy=True)
-    tick = (np.sin(2 * np.pi * 1800 * np.arange(int(0.03 * sr)) / sr) * np.hanning(int(0.03 * sr)) * gain).astype(np.float32)
-    for n in notes:
-        i = int(n.time / 1000 * sr)
-        if 0 <= i < len(out): out[i:i + len(tick)] += tick[: len(out) - i]
-    buf = io.BytesIO(); sf.write(buf, np.clip(out, -1, 1), sr, format='WAV', subtype='PCM_16')
-    return buf.getvalue()
-
-# %% ../nbs/14_generate.ipynb #63ee3a32
+# %% ../nbs/14_generate.ipynb #0ef96875
 def _bundled_dir():
     import mug_nb
     assets = Path(mug_nb.__file__).parent / 'assets'
@@ -378,7 +82,7 @@ def sampling_settings(model, steps=None, cfg_scale=None) -> tuple[int, float]:
     return (sampling_steps(model) if steps is None else int(steps),
             guidance_scale(model) if cfg_scale is None else float(cfg_scale))
 
-# %% ../nbs/14_generate.ipynb #93d33062
+# %% ../nbs/14_generate.ipynb #cc540820
 MEL_PER_LATENT = C.MEL_PER_NOTE_FRAME * C.LATENT_DOWNSAMPLE      # 64 mel frames per latent frame
 
 def latent_length(n_mel_frames: int) -> int:
@@ -391,9 +95,7 @@ def fit_mel(mel: np.ndarray, z_len: int) -> np.ndarray:
     out = np.zeros((mel.shape[0], n), np.float32); out[:, : min(n, mel.shape[1])] = mel[:, :n]
     return out
 
-# %% ../nbs/14_generate.ipynb #4e2b4467
-AUDIO_EXTS = ('.mp3', '.ogg', '.wav', '.flac')
-
+# %% ../nbs/14_generate.ipynb #a3812cd4
 @dataclasses.dataclass
 class Song:
     "A loaded song: waveform at 22050 Hz, its log-mel, and the original file's name and bytes."
@@ -406,7 +108,7 @@ class Song:
     @property
     def duration_ms(self) -> float: return len(self.wave) / C.SAMPLE_RATE * 1000
 
-# %% ../nbs/14_generate.ipynb #e95ca14b
+# %% ../nbs/14_generate.ipynb #eb9f38b5
 def _find_audio(path: Path) -> Path:
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_EXTS)
@@ -431,10 +133,10 @@ def prepare_audio(audio, title: str | None = None) -> Song:
         path = 'waveform'
     if wave.ndim != 1 or len(wave) < C.SAMPLE_RATE: raise GenerateError(f"{path}: audio is shorter than 1 s")
     if not np.isfinite(wave).all() or np.abs(wave).max() < 1e-4: raise GenerateError(f"{path}: audio is silent")
-    if data is None: data = click_wav([], wave)
+    if data is None: data = wav_bytes(wave)
     return Song(wave, np.asarray(log_mel(wave), np.float32), name, data, title)
 
-# %% ../nbs/14_generate.ipynb #319cdb65
+# %% ../nbs/14_generate.ipynb #ba53478b
 def model_vocab(model):
     "The prompt vocabulary the model was trained with (`compat` for original checkpoints)."
     from mug_nb import features as F
@@ -448,7 +150,7 @@ def prompt_ids(prompt: dict, vocab, clip: bool = False) -> np.ndarray:
     try: return np.asarray(prompt_to_ids(dict(prompt or {}), vocab, clip=clip))
     except (ValueError, KeyError, TypeError) as e: raise GenerateError(f"prompt: {str(e).splitlines()[0]}") from None
 
-# %% ../nbs/14_generate.ipynb #6a2741b7
+# %% ../nbs/14_generate.ipynb #7581069e
 def _device(model):
     return next(model.parameters()).device
 
@@ -469,7 +171,7 @@ def initial_noise(count: int, channels: int, z_len: int, seed: int):
 def _latent_channels(model) -> int:
     return int(getattr(model, 'z_channels', 16))
 
-# %% ../nbs/14_generate.ipynb #ef6d41d9
+# %% ../nbs/14_generate.ipynb #07170b1c
 def sample_latents(model, song: Song, prompt: dict, count: int = 4, steps: int = 50, cfg_scale: float = 5.0,
                    seed: int = 0, progress=None):
     "Guided DDIM latents (count, C, z_len) for `song` and `prompt`."
@@ -490,7 +192,7 @@ def sample_latents(model, song: Song, prompt: dict, count: int = 4, steps: int =
         xT = initial_noise(count, _latent_channels(model), z_len, seed).to(dev)
         return ddim_sample(model, tuple(xT.shape), c, w, steps, cfg_scale=cfg_scale, uc=uc, eta=0.0, x_T=xT, callback=cb)
 
-# %% ../nbs/14_generate.ipynb #131c54cb
+# %% ../nbs/14_generate.ipynb #49dc7b68
 def decode_drafts(model, z, duration_ms: float, key_count: int = 4, *, song: Song | None = None,
                   prompt: dict | None = None, refine: bool = True) -> list[Draft]:
     """VAE-decode latents (B, C, L) into one `Draft` each (13b_control): the logits, and the refiner's rows
@@ -516,7 +218,7 @@ def decode_notes(model, z, duration_ms: float, key_count: int = 4, *, song: Song
     "The notes of each decoded draft with the knobs at rest: what the model wrote, before any steering."
     return [render(d) for d in decode_drafts(model, z, duration_ms, key_count, song=song, prompt=prompt, refine=refine)]
 
-# %% ../nbs/14_generate.ipynb #6313390b
+# %% ../nbs/14_generate.ipynb #bc847d3c
 def _first_timing(draft: Draft, finish) -> list:
     "Timing points fitted to the draft's notes at rest, or, for an empty draft, at the first density that has notes."
     for d in (0.0, 2.0, 4.0, 8.0):
@@ -542,7 +244,7 @@ def control_line(beatmap: Beatmap) -> str:
     return ' | '.join(f"asked {r['feature']} {r['asked']} · got {r['got']} {'✓' if r['hit'] else '✗'}"
                       for r in control_report(beatmap))
 
-# %% ../nbs/14_generate.ipynb #99f43e1d
+# %% ../nbs/14_generate.ipynb #6f2126ec
 def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | None = None, cfg_scale: float | None = None,
              seed: int | None = None, model=None, *, snap: int | None = 16, jack_interval: float | None = 90,
              timing: str = 'global', title: str | None = None, artist: str = '', progress=None,
@@ -582,14 +284,14 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | Non
         out.append(bm)
     return out
 
-# %% ../nbs/14_generate.ipynb #f765dfec
+# %% ../nbs/14_generate.ipynb #1c78cc7c
 def latent_mask(start_ms: float, end_ms: float, z_len: int) -> np.ndarray:
     "1 for latent frames that overlap [start_ms, end_ms) (to regenerate), 0 elsewhere."
     frame = C.FRAME_MS * C.LATENT_DOWNSAMPLE
     idx = np.arange(z_len)
     return ((idx + 1) * frame > start_ms) & (idx * frame < end_ms)
 
-# %% ../nbs/14_generate.ipynb #09b0897e
+# %% ../nbs/14_generate.ipynb #e3395a2a
 def inpaint_latents(model, song: Song, z0, mask, prompt: dict, steps: int = 50, cfg_scale: float = 5.0,
                     seed: int = 0):
     "RePaint-style DDIM: generate where `mask` is 1, keep `z0` (re-noised each step) where it is 0."
@@ -618,7 +320,7 @@ def inpaint_latents(model, song: Song, z0, mask, prompt: dict, steps: int = 50, 
             x = m * x + (1 - m) * (known if i > 0 else z0)
     return x
 
-# %% ../nbs/14_generate.ipynb #ed52af1b
+# %% ../nbs/14_generate.ipynb #e6a73216
 def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
     "Original notes outside [start_ms, end_ms) exactly; generated notes starting inside it, if they fit."
     keep = [n for n in original if not start_ms <= n.time < end_ms]
@@ -628,7 +330,7 @@ def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
     new = [n if n.end is None or n.end < end_ms else dataclasses.replace(n, end=None) for n in new]
     return sorted(keep + new, key=lambda n: (n.time, n.column))
 
-# %% ../nbs/14_generate.ipynb #96bb7912
+# %% ../nbs/14_generate.ipynb #a3fbed0b
 def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dict | None = None, steps: int | None = None,
             cfg_scale: float | None = None, seed: int | None = None, model=None, *, snap: int | None = 16,
             jack_interval: float | None = 90, refine: bool = True) -> Beatmap:
@@ -665,7 +367,7 @@ def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dic
     out.metadata['AIPrompt'] = prompt_text({k: round(v, 2) if isinstance(v, float) else v for k, v in prompt.items()}, inpaint=f'{start_ms:.0f}-{end_ms:.0f}', steps=steps, cfg=cfg_scale, seed=seed)
     return out
 
-# %% ../nbs/14_generate.ipynb #230e4c7e
+# %% ../nbs/14_generate.ipynb #7910bede
 def generate_to_files(audio_path, out_dir, prompt: dict | None = None, count: int = 4, steps: int | None = None,
                       cfg_scale: float | None = None, seed: int | None = None, model=None, *, snap: int | None = 16,
                       jack_interval: float | None = 90, timing: str = 'global', previews: bool = True,

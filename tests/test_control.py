@@ -12,6 +12,7 @@ from mug_nb import generate as G  # noqa: E402
 from mug_nb.features import ln_ratio, star_rating  # noqa: E402
 from mug_nb.osu import Note  # noqa: E402
 from mug_nb.refiner import apply_rows  # noqa: E402
+from mug_nb import postprocess as P  # noqa: E402
 
 
 def toy_draft(T=600, seed=0, rows=True):
@@ -154,7 +155,7 @@ def test_tolerance_none_is_the_model_alone(song):
     z = G.sample_latents(G.load_bundled(), song, {"sr": 6.0}, 2, *G.sampling_settings(G.load_bundled()), seed=4)
     raw = G.decode_notes(G.load_bundled(), z, song.duration_ms, song=song, prompt={"sr": 6.0})
     for bm, notes in zip(plain, raw):
-        assert bm.notes == G.postprocess(notes)[0]
+        assert bm.notes == P.postprocess(notes)[0]
 
 
 def test_generate_warns_when_the_song_cannot_carry_the_request(song):

@@ -8,6 +8,8 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import mug_nb.generate as G  # noqa: E402  (our own module: a broken import fails, never skips)
 from mug_nb.osu import Note, read_osu, read_osz, dumps_osu  # noqa: E402
+from mug_nb import postprocess as P  # noqa: E402
+from mug_nb import export as E  # noqa: E402
 
 
 def grid_notes(bpm=180.0, offset=250.0, n=300, jitter=3.0, seed=0):
@@ -21,62 +23,62 @@ def grid_notes(bpm=180.0, offset=250.0, n=300, jitter=3.0, seed=0):
 # ---------------------------------------------------------------- post-processing
 @pytest.mark.parametrize("bpm,offset", [(180.0, 250.0), (152.3, 1000.0), (240.0, 37.0)])
 def test_estimate_timing_recovers_grid(bpm, offset):
-    est_bpm, est_off = G.estimate_timing([n.time for n in grid_notes(bpm, offset)])
+    est_bpm, est_off = P.estimate_timing([n.time for n in grid_notes(bpm, offset)])
     assert abs(est_bpm - bpm) < 0.3
     beat = 60000 / est_bpm
     assert abs(((est_off - offset) / beat * 2 + 0.5) % 1 - 0.5) * beat / 2 < 4   # on the true 1/2 grid
 
 
 def test_estimate_timing_degenerate():
-    assert G.estimate_timing([]) == (120.0, 0.0)
-    assert G.estimate_timing([500])[0] == 120.0
+    assert P.estimate_timing([]) == (120.0, 0.0)
+    assert P.estimate_timing([500])[0] == 120.0
 
 
 def test_snap_notes_moves_onto_grid_and_keeps_far_notes():
-    tp = G.make_timing_point(100.0, 120.0)        # beat 500 ms
+    tp = P.make_timing_point(100.0, 120.0)        # beat 500 ms
     notes = [Note(596, 0, None), Note(1229, 1, 1352), Note(1290, 2, None)]
-    out = G.snap_notes(notes, [tp], max_div=4)
+    out = P.snap_notes(notes, [tp], max_div=4)
     assert out[0].time == 600 and out[1].time == 1225 and out[1].end == 1350
     assert out[2].time == 1290                     # 15 ms from any 1/4 line, 1/32 not allowed: untouched
-    assert G.snap_notes(notes, [tp], max_div=1)[1].time == 1229   # 1/4 not allowed
+    assert P.snap_notes(notes, [tp], max_div=1)[1].time == 1229   # 1/4 not allowed
 
 
 def test_remove_minijacks_rules():
     # a final jack (nothing follows) is kept
-    assert G.remove_minijacks([Note(0, 0), Note(50, 0)]) == [Note(0, 0), Note(50, 0)]
+    assert P.remove_minijacks([Note(0, 0), Note(50, 0)]) == [Note(0, 0), Note(50, 0)]
     # otherwise the current note moves to the other finger of the same hand
-    out = G.remove_minijacks([Note(0, 0), Note(50, 0), Note(200, 3)])
+    out = P.remove_minijacks([Note(0, 0), Note(50, 0), Note(200, 3)])
     assert sorted(n.column for n in out) == [0, 1, 3] and len(out) == 3
     # no free column: one note is removed
     busy = [Note(0, c) for c in range(4)] + [Note(50, 0), Note(50, 1), Note(50, 2), Note(50, 3), Note(150, 2)]
-    out = G.remove_minijacks(busy)
-    assert len(out) < len(busy) and G.minijack_count(out) < G.minijack_count(busy)
+    out = P.remove_minijacks(busy)
+    assert len(out) < len(busy) and P.minijack_count(out) < P.minijack_count(busy)
 
 
 def test_remove_minijacks_reduces_count_on_dense_chart():
     rng = np.random.default_rng(1)
     notes = [Note(int(t), int(c)) for t, c in zip(np.sort(rng.integers(0, 30000, 800)), rng.integers(0, 4, 800))]
-    out = G.remove_minijacks(notes, 90)
-    assert G.minijack_count(out, 90) < 0.1 * G.minijack_count(notes, 90)
+    out = P.remove_minijacks(notes, 90)
+    assert P.minijack_count(out, 90) < 0.1 * P.minijack_count(notes, 90)
     assert all(0 <= n.column < 4 for n in out)
 
 
 def test_timing_points_from_beats_tempo_change():
     beats = np.r_[np.arange(0, 10000, 500.0), 10000 + np.arange(0, 10000, 400.0)]
-    tps = G.timing_points_from_beats(beats)
+    tps = P.timing_points_from_beats(beats)
     assert [round(tp.bpm) for tp in tps] == [120, 150]
-    with pytest.raises(G.GenerateError):
-        G.timing_points_from_beats([0, 500])
+    with pytest.raises(P.PostprocessError):
+        P.timing_points_from_beats([0, 500])
 
 
 def test_postprocess_single_timing_point_and_no_minijacks_left():
-    notes, tps = G.postprocess(grid_notes(), snap=16, jack_interval=90)
+    notes, tps = P.postprocess(grid_notes(), snap=16, jack_interval=90)
     assert len(tps) == 1 and abs(tps[0].bpm - 180) < 0.3
     assert notes == sorted(notes, key=lambda n: (n.time, n.column))
 
 
 def test_make_beatmap_template_and_ai_tags():
-    bm = G.make_beatmap(grid_notes(n=20), [G.make_timing_point(0, 120)], title="T", artist="A", prompt="sr=4")
+    bm = E.make_beatmap(grid_notes(n=20), [P.make_timing_point(0, 120)], title="T", artist="A", prompt="sr=4")
     back = read_osu(dumps_osu(bm))
     assert back.metadata["AIPrompt"] == "sr=4" and back.metadata["AIMode"].startswith("mug_nb")
     assert back.general["Mode"] == "3" and back.key_count == 4 and len(back.notes) == 20
@@ -84,10 +86,10 @@ def test_make_beatmap_template_and_ai_tags():
 
 def test_unique_path_never_overwrites(tmp_path):
     p = tmp_path / "a.osz"
-    assert G.unique_path(p) == p
+    assert E.unique_path(p) == p
     p.write_text("x")
-    q = G.unique_path(p); q.write_text("y")
-    r = G.unique_path(p)
+    q = E.unique_path(p); q.write_text("y")
+    r = E.unique_path(p)
     assert len({p, q, r}) == 3 and r.name == "a (3).osz"
 
 
@@ -171,7 +173,7 @@ def test_inpaint_keeps_notes_outside_range(model, song_file, tmp_path):
     notes = sorted({Note(int(t), int(c)) for t, c in zip(rng.integers(0, 13000, 120), rng.integers(0, 4, 120))},
                    key=lambda n: (n.time, n.column))
     notes.append(Note(3000, 0, 8000)) if not any(n.column == 0 and 3000 <= n.time <= 8000 for n in notes) else None
-    bm = G.make_beatmap(notes, [G.make_timing_point(0, 150)], title="song", audio_filename="song.wav")
+    bm = E.make_beatmap(notes, [P.make_timing_point(0, 150)], title="song", audio_filename="song.wav")
     out = G.inpaint(bm, song_file, 5000, 9000, {"sr": 3.0}, steps=4, seed=3, model=model)
     outside = lambda ns: [n for n in ns if not 5000 <= n.time < 9000]
     assert outside(out.notes) == outside(sorted(notes, key=lambda n: (n.time, n.column)))
@@ -184,7 +186,7 @@ def test_inpaint_keeps_notes_outside_range(model, song_file, tmp_path):
 
 def test_invert_chart(tmp_path):
     from mug_nb.osu import write_osu
-    bm = G.make_beatmap(grid_notes(n=200), [G.make_timing_point(250, 180)], title="t")
+    bm = E.make_beatmap(grid_notes(n=200), [P.make_timing_point(250, 180)], title="t")
     p = write_osu(bm, tmp_path / "c.osu")
     prompt = G.invert_chart(p)
     assert isinstance(prompt, dict) and prompt
@@ -197,7 +199,7 @@ def test_postprocess_leaves_no_overlaps_in_a_column():
     t = np.sort(rng.integers(0, 20000, 600))
     notes = [Note(int(x), int(c), int(x) + int(rng.integers(50, 800)) if rng.random() < 0.3 else None)
              for x, c in zip(t, rng.integers(0, 4, 600))]
-    out, _ = G.postprocess(notes, snap=4, jack_interval=90)
+    out, _ = P.postprocess(notes, snap=4, jack_interval=90)
     for c in range(4):
         col = sorted((n for n in out if n.column == c), key=lambda n: n.time)
         for a, b in zip(col, col[1:]):

@@ -7,6 +7,8 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import mug_nb.widgets as Wg  # noqa: E402  (our own modules: a broken import fails, never skips)
 import mug_nb.generate as G  # noqa: E402
+from mug_nb import postprocess as P  # noqa: E402
+from mug_nb import export as E  # noqa: E402
 
 
 def test_defaults_give_the_original_default_prompt():
@@ -73,7 +75,7 @@ def test_studio_reports_bad_prompt_without_raising(model):
 def test_invert_tab_fills_controls(tmp_path):
     from mug_nb.osu import Note, write_osu
     notes = [Note(300 + 150 * i, i % 4, None) for i in range(300)]
-    p = write_osu(G.make_beatmap(notes, [G.make_timing_point(300, 200)], title="t"), tmp_path / "c.osu")
+    p = write_osu(E.make_beatmap(notes, [P.make_timing_point(300, 200)], title="t"), tmp_path / "c.osu")
     ctl = {}
     tab = Wg._invert_tab(ctl)
     d = Wg.default_controls()
@@ -87,7 +89,7 @@ def test_invert_tab_fills_controls(tmp_path):
 def test_invert_upload_matches_invert_chart(tmp_path):
     from mug_nb.osu import Note, write_osu
     notes = [Note(500 + 120 * i, (i * 3) % 4, None) for i in range(200)]
-    p = write_osu(G.make_beatmap(notes, [G.make_timing_point(500, 125)], title="t"), tmp_path / "c.osu")
+    p = write_osu(E.make_beatmap(notes, [P.make_timing_point(500, 125)], title="t"), tmp_path / "c.osu")
     assert Wg.invert_upload("c.osu", memoryview(p.read_bytes())) == G.invert_chart(p)
     with pytest.raises(ValueError):
         Wg.invert_upload("bad.osu", b"not a chart")
