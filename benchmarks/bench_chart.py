@@ -1,6 +1,22 @@
 """Benchmark chart reading, encoding (notes -> note array) and decoding (array -> notes).
 
     python benchmarks/bench_chart.py            # uses ../shared/peer_data when present, else data_samples
+    python benchmarks/bench_chart.py --original ../scratch/Mug-Diffusion   # + the original's own parser
+
+Reading: `read_osu` on the 38 real 4K peer charts (maps.csv, category real_chart, keys 4), against the
+line-by-line reader it falls back to, and with --original DIR (a checkout of Keytoyze/Mug-Diffusion) against
+the original's own parser, `mug/data/convertor.py: parse_osu_file(path, None)`, which reads the file, splits it
+into lines and keeps the hit objects as strings. Both read the same files from disk, in turns, in one process;
+the best of 15 passes over all 38 charts is kept (the minimum is the least disturbed by other processes).
+The compiled reader's one-time cost (importing numba and loading its cached kernels; compiling them when the
+cache is cold) is printed separately.
+
+Measured on this 2-core machine shared with other jobs (original at commit c2903d4, --original, three runs):
+  read_osu      0.610 / 0.844 / 0.611 ms/chart  (38/38 charts by the fast reader)
+  original      0.907 / 1.343 / -     ms/chart  -> read_osu 1.49x / 1.59x the original's speed
+  line by line  20.3 / 29.6 / 16.3 ms/chart (the reader before; 0.05x the original), 27-35x slower than read_osu
+  one-time cost: 0.2-0.3 s with numba already imported and its cache warm; ~2 s in a fresh process (numba import
+  ~1 s + cache load); ~9 s the first time after the kernels' source changed (compile)
 
 Prints charts per second for read + encode and for decode over the peer maps (every chart, its notes
 within the first 4096 frames), and milliseconds per chart of 2,000 objects (real 4K charts cut to their
@@ -12,6 +28,9 @@ first 2,000 objects, so every timing is on exactly 2,000 notes). The original Mu
 so its notes are the column arrays the reader filled (no Note objects are read). The second encode line times
 `notes_to_array` on the same chart as a list of Note objects, which has to gather their attributes first.
 """
+import argparse
+import csv
+import importlib.util
 import os
 import sys
 import time
@@ -23,6 +42,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from mug_nb.chart import FRAME_MS, NOTE_FRAMES, array_to_notes, chart_to_array, notes_to_array  # noqa: E402
+from mug_nb import osu  # noqa: E402
 from mug_nb.osu import Beatmap, Note, dumps_osu, read_osu  # noqa: E402
 
 PEER = ROOT.parent / "shared" / "peer_data" / "maps"
@@ -99,7 +119,73 @@ def to_lines(notes):
             f"{64 + 128 * n.column},192,{n.time},128,0,{n.end}:0:0:0:0:" for n in notes]
 
 
+def load_original_parser(repo):
+    "`parse_osu_file` from a checkout of the original MuG Diffusion (its module needs only numpy)."
+    path = Path(repo) / "mug" / "data" / "convertor.py"
+    if not path.is_file():
+        raise SystemExit(f"--original {repo}: not a checkout of Keytoyze/Mug-Diffusion (no mug/data/convertor.py)")
+    spec = importlib.util.spec_from_file_location("mug_original_convertor", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod                       # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod.parse_osu_file
+
+
+def reading(original=None, passes=15):
+    "Time reading the real 4K peer charts: read_osu, the line-by-line reader, and the original's parser."
+    csv_path = PEER.parent / "reference" / "maps.csv"
+    if csv_path.is_file():
+        rows = list(csv.DictReader(open(csv_path, encoding="utf-8")))
+        files = [PEER.parent / r["file"] for r in rows if r["category"] == "real_chart" and r["keys"] == "4"]
+        where = "real 4K peer charts"
+    else:
+        files, where = sorted((ROOT / "data_samples").rglob("*.osu")), "data_samples charts (no peer data)"
+    t0 = time.perf_counter()
+    osu.JIT_AFTER, osu._jit["reads"] = 0, 0
+    kernels = osu._kernels()
+    print(f"reading {len(files)} {where}; fast reader {'ready' if kernels else 'OFF (no numba)'} "
+          f"after {time.perf_counter() - t0:.2f} s (numba import + compile or cache load, once a process)")
+    fast = 0
+    for p in files:                                    # warm the OS cache; count the charts the kernels read
+        data = p.read_bytes()
+        try:
+            osu._parse_fast(osu._to_text(data, str(p)), str(p), p, data, kernels)
+            fast += 1
+        except (osu._Fallback, osu.OsuError):
+            pass
+    line_by_line = lambda p: osu._parse_lines(osu._to_text(p.read_bytes(), str(p)), str(p), p)
+    timed = {"read_osu": read_osu, "line by line": line_by_line}
+    if original:
+        parse = load_original_parser(original)
+        timed["original"] = lambda p: parse(str(p), None)
+    best = dict.fromkeys(timed, float("inf"))
+    for _ in range(passes):                            # in turns, so that a busy moment hits all of them
+        for name, f in timed.items():
+            if name == "line by line" and _ >= 3:
+                continue                               # slow and stable: three passes are enough
+            t0 = time.perf_counter()
+            for p in files:
+                f(p)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    ms = {k: v * 1000 / len(files) for k, v in best.items()}
+    print(f"  read_osu      {ms['read_osu']:7.3f} ms/chart  ({fast}/{len(files)} charts by the fast reader)")
+    print(f"  line by line  {ms['line by line']:7.3f} ms/chart  -> read_osu is {ms['line by line'] / ms['read_osu']:.1f}x faster")
+    if original:
+        r = ms["original"] / ms["read_osu"]
+        print(f"  original      {ms['original']:7.3f} ms/chart  (parse_osu_file)  -> read_osu: {r:.2f}x the original's speed"
+              f" (goal >= 1.0x: {'met' if r >= 1.0 else 'NOT met'})")
+    else:
+        print("  (pass --original DIR, a checkout of Keytoyze/Mug-Diffusion, for the ratio against the original's parser)")
+
+
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--original", metavar="DIR", help="also time the original's parser from a checkout of Keytoyze/Mug-Diffusion")
+    ap.add_argument("--reading-only", action="store_true", help="only the reading benchmark")
+    a = ap.parse_args()
+    reading(a.original)
+    if a.reading_only:
+        return
     files = sorted(PEER.rglob("*.osu")) if PEER.is_dir() else sorted((ROOT / "data_samples").rglob("*.osu"))
     where = "peer_data/maps" if PEER.is_dir() else "data_samples"
     texts = [p.read_bytes() for p in files]
