@@ -18,7 +18,7 @@ def n_params(m):
 
 
 def note_batch(B=2, T=64, seed=7):
-    """The input on which the original's ManiaReconstructLoss gave the numbers in test_loss_equals_original."""
+    """A note-like batch and random logits (the same draws as the fixture's `loss_in`, `loss_rec`)."""
     g = torch.Generator().manual_seed(seed)
     start = (torch.rand(B, 4, T, generator=g) < 0.15).float()
     hold = (torch.rand(B, 4, T, generator=g) < 0.3).float()
@@ -108,16 +108,12 @@ def test_end_mask():
     assert end_mask(hold).tolist() == [[[0, 0, 1, 0, 1, 0, 0, 1]]]
 
 
-def test_loss_equals_original():
-    """Numbers computed by the original mug/firststage/losses.py on `note_batch()`."""
-    x, r = note_batch()
-    loss, logs = ManiaReconstructLoss(0.5, 0.5, 0.2, 0.001)(x, r, torch.ones(2, 64, dtype=torch.float64))
-    assert math.isclose(loss.item(), 4.512973259489975, rel_tol=1e-6)
-    expected = {'start_loss': 1.015447729006532, 'holding_loss': 1.0806688881166264,
-                'offset_start_loss': 4.1511089074960505, 'offset_end_loss': 4.40818316338552,
-                'acc_rice': 0.4960937112426788, 'acc_ln': 0.4863280870056182, 'precision_rice': 0.15384614792899431,
-                'precision_ln': 0.29838708474245623, 'recall_rice': 0.5128204470743016, 'recall_ln': 0.4539877022093434}
-    assert set(logs) == set(expected)
+def test_loss_equals_original(compat):
+    """The loss and metrics the original mug/firststage/losses.py computed on the fixture's batch (tests/compat, (i))."""
+    g, expected = compat.golden, compat.meta["loss_logs"]
+    loss, logs = ManiaReconstructLoss(*compat.meta["loss_args"])(g["loss_in"], g["loss_rec"], g["loss_valid"])
+    assert math.isclose(loss.item(), g["loss"].item(), rel_tol=1e-6)
+    assert set(logs) == set(expected) and len(expected) == 10
     for k, v in expected.items():
         assert math.isclose(logs[k], v, rel_tol=1e-5), (k, logs[k], v)
 

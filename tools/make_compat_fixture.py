@@ -41,6 +41,7 @@ SEED_INIT, SEED_PERTURB = 100, 101
 LATENT, SETUP_LATENT, LONG_LATENT = 32, 16, 160      # U-Net lengths: golden calls, set-up pass, long call
 MEL_PER_LATENT = 64                                   # wave level 6 (the U-Net's first audio) has 1/64 of the mel frames
 DDIM_S, DDIM_ETA, CFG, UNGUIDED_S = 10, 0.0, 4.0, 5
+LOSS_ARGS = (0.5, 0.5, 0.2, 0.001)     # ManiaReconstructLoss(weight_start_offset, weight_holding, weight_end_offset, label_smoothing)
 INPUTS = ("wave_in", "unet_x", "vae_note_in", "vae_z", "ddim_x_T", "long_x")   # stored as float16 (exact)
 
 
@@ -107,6 +108,7 @@ def main():
     from safetensors.torch import save_file
     from mug.util import instantiate_from_config, feature_dict_to_embedding_ids
     from mug.diffusion.ddim import DDIMSampler
+    from mug.firststage.losses import ManiaReconstructLoss
 
     torch.set_num_threads(1)
     cfg = OmegaConf.load(out / "config.yaml")
@@ -195,6 +197,15 @@ def main():
         G["long_eps"] = model.model(G["long_x"], G["long_t"], G["cond_out"][2:3], G["wave_long_out_last4"])  # (h)
     G["s4_L_after"] = L(kernels)
     G["s4_C_after"] = [k.C.detach().clone() for k in kernels]
+    # (i) the VAE's reconstruction loss and metrics, on a note-like batch and random logits
+    g7 = gen(7)
+    start = (torch.rand(2, 4, 64, generator=g7) < 0.15).float()
+    hold = (torch.rand(2, 4, 64, generator=g7) < 0.3).float()
+    G["loss_in"] = torch.cat([start, torch.rand(2, 4, 64, generator=g7) * start, hold, torch.rand(2, 4, 64, generator=g7)], 1)
+    G["loss_rec"] = torch.randn(2, 16, 64, generator=g7) * 2
+    G["loss_valid"] = torch.ones(2, 64, dtype=torch.float64)
+    loss, loss_logs = ManiaReconstructLoss(*LOSS_ARGS)(G["loss_in"], G["loss_rec"], G["loss_valid"])
+    G["loss"] = loss.detach().clone()
 
     # ---------------------------------------------------------------- write
     flat = {}
@@ -215,6 +226,7 @@ def main():
         "ddim_S": DDIM_S, "ddim_eta": DDIM_ETA, "cfg_scale": CFG, "ddim_unguided_S": UNGUIDED_S, "threads": 1,
         "latent": LATENT, "setup_latent": SETUP_LATENT, "long_latent": LONG_LATENT, "mel_per_latent": MEL_PER_LATENT,
         "load_missing": list(missing), "load_unexpected": list(unexpected),
+        "loss_args": LOSS_ARGS, "loss_logs": loss_logs,
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "pytorch_lightning": pytorch_lightning.__version__, "einops": einops.__version__,
                      "opt_einsum": opt_einsum.__version__, "scipy": scipy.__version__, "platform": platform.platform()},
