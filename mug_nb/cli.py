@@ -125,6 +125,14 @@ def _print_sets(info: dict, as_json: bool, most: int = 20):
     if len(info["skipped"]) > most: print(f"  ... and {len(info['skipped']) - most} more (--json lists them all)")
 
 # %% ../nbs/17_cli.ipynb #8e1f0016
+def _tolerance(text: str):
+    "`--tolerance`: a positive scale, or 'off'."
+    if text.lower() in ("off", "none", "0"): return None
+    try: x = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
+    if not x > 0: raise argparse.ArgumentTypeError(f"expected a positive number or 'off', got {text!r}")
+    return x
+
 def _add_prompt_args(p: argparse.ArgumentParser):
     g = p.add_argument_group("prompt (any subset; unset features are 'missing')")
     g.add_argument("--sr", type=float, metavar="STARS", help="osu! star rating to aim for")
@@ -162,8 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one BPM and offset for the song (global), or timing points from beat tracking (beats)")
     p.add_argument("--click-tracks", action="store_true", help="also write the song with a tick on every note (.wav)")
     p.add_argument("--no-refine", action="store_true", help="skip the model's note-frame refiner (11b_refiner), if it has one")
+    p.add_argument("--tolerance", type=_tolerance, metavar="SCALE", default=1.0,
+                   help="steer each chart onto the prompt within SCALE × (±0.1 stars, ±0.5 MSD, ±0.02 LN ratio); "
+                        "'off': the model's chart as it is (default 1)")
     _add_prompt_args(p)
-    p.add_argument("--json", action="store_true", help="print the written paths as JSON")
+    p.add_argument("--json", action="store_true", help="print each written path with what was asked and what it got, as JSON")
 
     p = sub.add_parser("inpaint", help="regenerate one time range of a chart and keep the rest note for note")
     p.add_argument("chart", help=".osu file to change (it is not overwritten)")
@@ -202,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 # %% ../nbs/17_cli.ipynb #a3c052f4
+def _print_written(paths, as_json: bool):
+    "Each written `.osz`, with what was asked and what its chart has (its `AIControl` tag)."
+    from mug_nb.generate import control_line, control_report
+    from mug_nb.osu import read_osz
+    charts = [next(iter(read_osz(p).charts.values())) for p in paths]
+    if as_json: return _print([dict(path=str(p), control=control_report(bm)) for p, bm in zip(paths, charts)], True)
+    for p, bm in zip(paths, charts): print(f"{p}" + (f"  ({control_line(bm)})" if control_report(bm) else ''))
+
 def _print(obj, as_json: bool):
     if as_json:
         print(json.dumps(obj, indent=2, default=str))
@@ -249,8 +268,8 @@ def _run(args) -> None:
         paths = generate_to_files(args.audio, args.out, prompt=_prompt(args), count=args.count, steps=args.steps,
                                   cfg_scale=args.cfg, seed=args.seed, model=model, snap=args.snap or None,
                                   jack_interval=args.jack_interval or None, timing=args.timing,
-                                  click_tracks=args.click_tracks, refine=not args.no_refine)
-        _print([str(p) for p in paths], args.json)
+                                  click_tracks=args.click_tracks, refine=not args.no_refine, tolerance=args.tolerance)
+        _print_written(paths, args.json)
     elif args.command == "prepare":
         from mug_nb.data import build_dataset
         report = build_dataset(args.sources, args.out, key_count=args.keys, workers=args.workers)

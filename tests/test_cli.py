@@ -55,8 +55,10 @@ def test_generate_json_two_variants_read_back_and_repeat(samples, tmp_path):
     args = ["generate", str(_song(samples)), "--count", "2", "--steps", "20", "--seed", "1", "--json"]
     first = run(*args, "--out", str(tmp_path / "a"))
     assert first.returncode == 0, first.stderr
-    paths = json.loads(first.stdout)
+    written = json.loads(first.stdout)
+    paths = [w["path"] for w in written]
     assert len(paths) == 2 and all(p.endswith(".osz") for p in paths)
+    assert all(w["control"] == [] for w in written)                     # nothing asked, nothing steered
     charts = []
     for p in paths:
         (bm,) = read_osz(p).charts.values()
@@ -68,7 +70,7 @@ def test_generate_json_two_variants_read_back_and_repeat(samples, tmp_path):
     again = run(*args, "--out", str(tmp_path / "b"))
     assert again.returncode == 0, again.stderr
     assert [[(n.time, n.column, n.end) for n in next(iter(read_osz(p).charts.values())).notes]
-            for p in json.loads(again.stdout)] == charts
+            for p in [w["path"] for w in json.loads(again.stdout)]] == charts
 
 
 @pytest.mark.slow
@@ -76,7 +78,7 @@ def test_generate_never_overwrites(samples, tmp_path):
     args = ["generate", str(_song(samples)), "--count", "1", "--steps", "2", "--seed", "3", "--json", "--out", str(tmp_path)]
     a, b = run(*args), run(*args)
     assert a.returncode == b.returncode == 0, a.stderr + b.stderr
-    pa, pb = json.loads(a.stdout)[0], json.loads(b.stdout)[0]
+    pa, pb = json.loads(a.stdout)[0]["path"], json.loads(b.stdout)[0]["path"]
     assert pa != pb and (tmp_path / pa).exists() and (tmp_path / pb).exists()
 
 
@@ -206,3 +208,22 @@ def test_inpaint_end_past_the_song_runs_to_its_end(samples, tmp_path):
     old, new = read_osu(chart).notes, read_osu(out).notes
     assert [n for n in new if n.time < start] == [n for n in old if n.time < start]
     assert all(n.time < song_ms for n in new)
+
+
+@pytest.mark.slow
+def test_generate_lands_a_single_feature_and_says_so(samples, tmp_path):
+    from mug_nb.features import star_rating
+    from mug_nb.osu import read_osz
+    r = run("generate", str(_song(samples)), "--out", str(tmp_path), "--count", "2", "--seed", "5", "--sr", "4.5", "--json")
+    assert r.returncode == 0, r.stderr
+    for w in json.loads(r.stdout):
+        (c,) = w["control"]
+        bm = next(iter(read_osz(w["path"]).charts.values()))
+        assert c["feature"] == "sr" and c["asked"] == "4.5" and c["hit"] and abs(star_rating(bm) - 4.5) <= 0.1
+    text = run("generate", str(_song(samples)), "--out", str(tmp_path), "--count", "1", "--seed", "5", "--sr", "4.5")
+    assert "asked sr 4.5 · got" in text.stdout
+    off = run("generate", str(_song(samples)), "--out", str(tmp_path), "--count", "1", "--seed", "5", "--sr", "4.5",
+              "--tolerance", "off", "--json")
+    assert off.returncode == 0 and json.loads(off.stdout)[0]["control"] == []
+    bad = run("generate", str(_song(samples)), "--out", str(tmp_path), "--tolerance", "-2")
+    assert bad.returncode == 2 and "tolerance" in bad.stderr
