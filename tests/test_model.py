@@ -107,6 +107,16 @@ def test_compat_golden_replay(compat, tmp_path):
         assert err(getattr(m, k), g["ddpm_" + k]) < 1e-7
 
 
+def test_compat_fixture_provenance(compat):
+    "The fixture is the one its README describes: made by the original at c2903d4 from the committed config.yaml."
+    import hashlib
+    assert compat.meta["original_commit"].startswith("c2903d4")
+    assert hashlib.sha256(compat.config.read_bytes()).hexdigest() == compat.meta["config_sha256"]
+    assert not compat.meta["load_missing"] and not compat.meta["load_unexpected"] and len(compat.sd) == 1133
+    assert all(v.dtype in (torch.float32, torch.int64) for v in compat.sd.values())   # float16 came back as float32
+    assert sum((compat.dir / f).stat().st_size for f in ("model.safetensors", "golden.safetensors")) < 4_000_000
+
+
 @pytest.mark.parametrize("key,scale", [("model.unet_model.out.2.weight", 1e-2),
                                        ("model.unet_model.input_blocks.2.1.s4_model.kernel.kernel.log_dt", 1e-2),
                                        ("model.unet_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight", 1e-2),
