@@ -1,4 +1,4 @@
-"""The benchmark helpers in tools/: offset estimation for the real-music comparison."""
+"""The helpers in tools/: offset estimation for the real-music comparison, the compat fixture maker's guard."""
 import sys
 from pathlib import Path
 
@@ -27,3 +27,12 @@ def test_estimate_offset_finds_a_known_shift(song, shift):
 def test_default_window_reads_later_than_ours(song):
     notes = chart_for_song(song, "Normal").notes
     assert estimate_offset(notes, song.wave, song.sr, 150, 64, 2048) > estimate_offset(notes, song.wave, song.sr, 150) + 5
+
+
+def test_make_compat_fixture_refuses_a_folder_that_is_not_the_original(tmp_path, monkeypatch):
+    "tools/make_compat_fixture.py names what is missing before importing anything from the folder it is given."
+    import make_compat_fixture
+    monkeypatch.setattr(sys, "argv", ["make_compat_fixture.py", "--original", str(tmp_path), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"not a checkout of Keytoyze/Mug-Diffusion.*mug/diffusion/unet\.py"):
+        make_compat_fixture.main()
+    assert str(tmp_path) not in sys.path and not list(tmp_path.iterdir())
