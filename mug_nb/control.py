@@ -15,7 +15,7 @@ from . import chart as C
 from .features import PATTERNS, SKILLSETS, ln_ratio, skillsets, star_rating
 
 # %% auto #0
-__all__ = ['HEAD_WEIGHT', 'STYLES', 'TOLERANCE', 'TYPE_RANGES', 'KNOB_RANGE', 'ControlError', 'Draft', 'Knobs', 'render',
+__all__ = ['HEAD_WEIGHT', 'EMPHASES', 'TOLERANCE', 'TYPE_RANGES', 'KNOB_RANGE', 'ControlError', 'Draft', 'Knobs', 'render',
            'emphasise', 'even_out', 'measure', 'top_patterns', 'Goal', 'goals', 'tune', 'Steered', 'steer']
 
 # %% ../nbs/13b_control.ipynb #6bd31039
@@ -56,7 +56,7 @@ def render(draft: Draft, knobs: Knobs = Knobs()) -> list[Note]:
     return notes
 
 # %% ../nbs/13b_control.ipynb #5c9ee2c5
-STYLES = PATTERNS + ("stamina",)
+EMPHASES = PATTERNS + ("stamina",)
 _GOLDEN = (math.sqrt(5) - 1) / 2
 
 def _rows(notes) -> list[list[Note]]:
@@ -76,8 +76,8 @@ def _row_size(style: str, i: int, size: int, K: int) -> int:
 
 # %% ../nbs/13b_control.ipynb #cf7afd03
 def emphasise(notes, style: str, strength: float, head_scores=None, key_count: int = 4, jack_ms: float = 90.0) -> list[Note]:
-    "Rewrite the columns of a share `strength` (0..1) of the rows into `style` (one of `STYLES`), keeping their times."
-    if style not in STYLES: raise ControlError(f"style must be one of {list(STYLES)}, got {style!r}")
+    "Rewrite the columns of a share `strength` (0..1) of the rows into `style` (one of `EMPHASES`), keeping their times."
+    if style not in EMPHASES: raise ControlError(f"style must be one of {list(EMPHASES)}, got {style!r}")
     if style == "stamina": return even_out(notes, strength)
     K, out, prev, prev_t = key_count, [], [], -math.inf
     for i, row in enumerate(_rows(notes)):
@@ -127,7 +127,7 @@ def _chart_of(notes, key_count: int = 4) -> Beatmap:
 
 def top_patterns(m: dict, n: int = 2) -> list[str]:
     "The `n` highest of the six pattern skillsets and stamina in a measurement."
-    return sorted(STYLES, key=lambda k: -m[k])[:n]
+    return sorted(EMPHASES, key=lambda k: -m[k])[:n]
 
 # %% ../nbs/13b_control.ipynb #6ed4c404
 TOLERANCE = dict(sr=0.1, ett=0.5, ln_ratio=0.02, skillset=0.5)     # the default half-widths of a hit
@@ -172,7 +172,7 @@ def goals(prompt: dict, tolerance=1.0) -> list[Goal]:
     else:
         for k, (lo, hi) in TYPE_RANGES.items():
             if prompt.get(k) in (1, True): out.append(Goal("ln_ratio", k, lo, hi, "holds")); break
-    out += [Goal(k, True, 1, 1, "style") for k in STYLES if prompt.get(k) in (1, True)]
+    out += [Goal(k, True, 1, 1, "style") for k in EMPHASES if prompt.get(k) in (1, True)]
     first = {g.knob: g for g in reversed(out)}          # one goal per knob is steered; the rest are reported
     return [replace(g, tuned=first[g.knob] is g) for g in out]
 

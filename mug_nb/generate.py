@@ -24,10 +24,10 @@ from .export import click_wav, make_beatmap, osu_filename, preview_png, prompt_t
 
 # %% auto #0
 __all__ = ['ORIGINAL_GUIDANCE', 'ORIGINAL_STEPS', 'MEL_PER_LATENT', 'GenerateError', 'load_bundled', 'guidance_scale',
-           'sampling_steps', 'sampling_settings', 'latent_length', 'fit_mel', 'Song', 'prepare_audio', 'model_vocab',
-           'prompt_ids', 'n_steps', 'initial_noise', 'sample_latents', 'decode_drafts', 'decode_notes', 'control_text',
-           'control_report', 'control_line', 'generate', 'latent_mask', 'inpaint_latents', 'splice_notes', 'inpaint',
-           'generate_to_files', 'invert_chart', 'inpaint_to_file']
+           'sampling_steps', 'sampling_settings', 'latent_length', 'fit_mel', 'LoadedSong', 'prepare_audio',
+           'model_vocab', 'prompt_ids', 'n_steps', 'initial_noise', 'sample_latents', 'decode_drafts', 'decode_notes',
+           'control_text', 'control_report', 'control_line', 'generate', 'latent_mask', 'inpaint_latents',
+           'splice_notes', 'inpaint', 'generate_to_files', 'invert_chart', 'inpaint_to_file']
 
 # %% ../nbs/14_generate.ipynb #81811d95
 class GenerateError(ValueError):
@@ -97,7 +97,7 @@ def fit_mel(mel: np.ndarray, z_len: int) -> np.ndarray:
 
 # %% ../nbs/14_generate.ipynb #a3812cd4
 @dataclasses.dataclass
-class Song:
+class LoadedSong:
     "A loaded song: waveform at 22050 Hz, its log-mel, and the original file's name and bytes."
     wave: np.ndarray
     mel: np.ndarray
@@ -117,10 +117,10 @@ def _find_audio(path: Path) -> Path:
     if not path.exists(): raise GenerateError(f"{path}: no such audio file")
     return path
 
-def prepare_audio(audio, title: str | None = None) -> Song:
+def prepare_audio(audio, title: str | None = None) -> LoadedSong:
     "Load and check a song (path, folder or waveform at 22050 Hz) and compute its log-mel once."
     from mug_nb.audio import load_audio, log_mel
-    if isinstance(audio, Song): return dataclasses.replace(audio, title=title) if title else audio
+    if isinstance(audio, LoadedSong): return dataclasses.replace(audio, title=title) if title else audio
     if isinstance(audio, (str, Path)):
         path = _find_audio(Path(audio))
         try: wave = load_audio(path)
@@ -134,7 +134,7 @@ def prepare_audio(audio, title: str | None = None) -> Song:
     if wave.ndim != 1 or len(wave) < C.SAMPLE_RATE: raise GenerateError(f"{path}: audio is shorter than 1 s")
     if not np.isfinite(wave).all() or np.abs(wave).max() < 1e-4: raise GenerateError(f"{path}: audio is silent")
     if data is None: data = wav_bytes(wave)
-    return Song(wave, np.asarray(log_mel(wave), np.float32), name, data, title)
+    return LoadedSong(wave, np.asarray(log_mel(wave), np.float32), name, data, title)
 
 # %% ../nbs/14_generate.ipynb #ba53478b
 def model_vocab(model):
@@ -172,7 +172,7 @@ def _latent_channels(model) -> int:
     return int(getattr(model, 'z_channels', 16))
 
 # %% ../nbs/14_generate.ipynb #07170b1c
-def sample_latents(model, song: Song, prompt: dict, count: int = 4, steps: int = 50, cfg_scale: float = 5.0,
+def sample_latents(model, song: LoadedSong, prompt: dict, count: int = 4, steps: int = 50, cfg_scale: float = 5.0,
                    seed: int = 0, progress=None):
     "Guided DDIM latents (count, C, z_len) for `song` and `prompt`."
     import torch
@@ -193,7 +193,7 @@ def sample_latents(model, song: Song, prompt: dict, count: int = 4, steps: int =
         return ddim_sample(model, tuple(xT.shape), c, w, steps, cfg_scale=cfg_scale, uc=uc, eta=0.0, x_T=xT, callback=cb)
 
 # %% ../nbs/14_generate.ipynb #49dc7b68
-def decode_drafts(model, z, duration_ms: float, key_count: int = 4, *, song: Song | None = None,
+def decode_drafts(model, z, duration_ms: float, key_count: int = 4, *, song: LoadedSong | None = None,
                   prompt: dict | None = None, refine: bool = True) -> list[Draft]:
     """VAE-decode latents (B, C, L) into one `Draft` each (13b_control): the logits, and the refiner's rows
     when the model has a refiner and is given the `song` and `prompt`."""
@@ -213,7 +213,7 @@ def decode_drafts(model, z, duration_ms: float, key_count: int = 4, *, song: Son
         rows = list(zip(row.cpu().numpy(), offset.cpu().numpy()))
     return [Draft(a, r, o, key_count, duration_ms) for a, (r, o) in zip(logits.cpu().numpy(), rows)]
 
-def decode_notes(model, z, duration_ms: float, key_count: int = 4, *, song: Song | None = None,
+def decode_notes(model, z, duration_ms: float, key_count: int = 4, *, song: LoadedSong | None = None,
                  prompt: dict | None = None, refine: bool = True) -> list[list]:
     "The notes of each decoded draft with the knobs at rest: what the model wrote, before any steering."
     return [render(d) for d in decode_drafts(model, z, duration_ms, key_count, song=song, prompt=prompt, refine=refine)]
@@ -292,7 +292,7 @@ def latent_mask(start_ms: float, end_ms: float, z_len: int) -> np.ndarray:
     return ((idx + 1) * frame > start_ms) & (idx * frame < end_ms)
 
 # %% ../nbs/14_generate.ipynb #e3395a2a
-def inpaint_latents(model, song: Song, z0, mask, prompt: dict, steps: int = 50, cfg_scale: float = 5.0,
+def inpaint_latents(model, song: LoadedSong, z0, mask, prompt: dict, steps: int = 50, cfg_scale: float = 5.0,
                     seed: int = 0):
     "RePaint-style DDIM: generate where `mask` is 1, keep `z0` (re-noised each step) where it is 0."
     import torch

@@ -11,9 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from . import generate as G
+from . import export as E
+from .osu import AUDIO_EXTS
+from .postprocess import SNAP_DIVISORS
 
 # %% auto #0
-__all__ = ['PATTERNS', 'STYLES', 'MAP_TYPES', 'AUDIO_EXTS', 'default_controls', 'prompt_from_controls', 'controls_from_prompt',
+__all__ = ['PATTERN_CONTROLS', 'RANK_STYLES', 'MAP_TYPES', 'default_controls', 'prompt_from_controls', 'controls_from_prompt',
            'sample_songs', 'synthetic_song', 'run_studio', 'save_variant', 'read_controls', 'write_controls', 'studio',
            'invert_upload', 'sample_charts', 'latent_view', 'schedule_view']
 
@@ -21,8 +24,8 @@ __all__ = ['PATTERNS', 'STYLES', 'MAP_TYPES', 'AUDIO_EXTS', 'default_controls', 
 import ipywidgets as W
 
 # %% ../nbs/16_widgets.ipynb #57a1dfbf
-PATTERNS = ('chordjack', 'stamina', 'stream', 'jumpstream', 'handstream', 'jackspeed', 'technical')
-STYLES = {'ranked/stable': 'ranked', 'loved': 'loved', 'graveyard': 'graveyard'}
+PATTERN_CONTROLS = ('chordjack', 'stamina', 'stream', 'jumpstream', 'handstream', 'jackspeed', 'technical')
+RANK_STYLES = {'ranked/stable': 'ranked', 'loved': 'loved', 'graveyard': 'graveyard'}
 MAP_TYPES = {'Rice (LN < 10%)': 'rc', 'Long Note (LN > 40%)': 'ln', 'Hybrid (10-40%)': 'hb'}
 
 def default_controls() -> dict:
@@ -32,19 +35,19 @@ def default_controls() -> dict:
          'jack_interval': 90, 'snap': 16, 'count': 2, 'steps': 20, 'cfg_scale': 5.0, 'seed': -1,
          'refine': True,                          # refine: the model's note-frame refiner, if it has one (11b_refiner)
          'control': True, 'tolerance': 1.0}       # steer each chart onto the prompt (13b_control), within tolerance × default
-    for p in PATTERNS: d.update({f'{p}_on': False, p: 'more', f'{p}_msd_on': False, f'{p}_msd': 17.0})
+    for p in PATTERN_CONTROLS: d.update({f'{p}_on': False, p: 'more', f'{p}_msd_on': False, f'{p}_msd': 17.0})
     return d
 
 # %% ../nbs/16_widgets.ipynb #750735f2
 def prompt_from_controls(c: dict) -> dict:
     "The feature dict for switched-on controls (the original's mapping, §9.2)."
     p = {}
-    if c.get('style_on'): p['rank_status'] = STYLES[c['style']]
+    if c.get('style_on'): p['rank_status'] = RANK_STYLES[c['style']]
     if c.get('sr_on'): p['sr'] = float(c['sr'])
     if c.get('msd_on'): p['ett'] = float(c['msd'])
     if c.get('type_on'): p[MAP_TYPES[c['map_type']]] = True
     if c.get('ln_ratio_on'): p['ln_ratio'] = float(c['ln_ratio'])
-    for name in PATTERNS:
+    for name in PATTERN_CONTROLS:
         if c.get(f'{name}_on'): p[name] = c[name] == 'more'
         if c.get(f'{name}_msd_on'): p[f'{name}_ett'] = float(c[f'{name}_msd'])
     return p
@@ -54,21 +57,19 @@ def controls_from_prompt(prompt: dict, base: dict | None = None) -> dict:
     "Control values that reproduce `prompt` (features absent from it are switched off)."
     c = dict(base or default_controls())
     c.update({k: False for k in c if k.endswith('_on')})
-    inv_style = {v: k for k, v in STYLES.items()}
+    inv_style = {v: k for k, v in RANK_STYLES.items()}
     if prompt.get('rank_status') in inv_style: c.update(style_on=True, style=inv_style[prompt['rank_status']])
     for key, ctl, lo, hi in (('sr', 'sr', 1, 8), ('ett', 'msd', 5, 35), ('ln_ratio', 'ln_ratio', 0, 1)):
         if prompt.get(key) is not None: c.update({f'{ctl}_on': True, ctl: float(np.clip(prompt[key], lo, hi))})
     for label, key in MAP_TYPES.items():
         if prompt.get(key) in (True, 1): c.update(type_on=True, map_type=label)
-    for name in PATTERNS:
+    for name in PATTERN_CONTROLS:
         if prompt.get(name) is not None: c.update({f'{name}_on': True, name: 'more' if prompt[name] else 'less'})
         if prompt.get(f'{name}_ett') is not None:
             c.update({f'{name}_msd_on': True, f'{name}_msd': float(np.clip(prompt[f'{name}_ett'], 5, 35))})
     return c
 
 # %% ../nbs/16_widgets.ipynb #e69870c0
-AUDIO_EXTS = G.AUDIO_EXTS
-
 def sample_songs(root=None) -> dict:
     "Name → path of the audio files in `data_samples/` (searched from `root`, the cwd and its parents)."
     bases = [Path(root)] if root else [Path.cwd(), *Path.cwd().parents][:3]
@@ -95,14 +96,14 @@ def run_studio(song, controls: dict, model=None, progress=None, title: str | Non
                         progress=progress, artist=artist, refine=bool(c['refine']),
                         tolerance=float(c['tolerance']) if c['control'] else None)
     return [{'beatmap': bm, 'prompt': bm.metadata['AIPrompt'], 'song': song, 'control': G.control_line(bm),
-             'png': G.preview_png(bm.notes, bm.key_count, timing_points=bm.timing_points, title=bm.metadata['Version']),
-             'wav': G.click_wav(bm.notes, song.wave)} for bm in charts]
+             'png': E.preview_png(bm.notes, bm.key_count, timing_points=bm.timing_points, title=bm.metadata['Version']),
+             'wav': E.click_wav(bm.notes, song.wave)} for bm in charts]
 
 def save_variant(variant: dict, out_dir) -> Path:
     "Write one studio variant as a new `.osz` (with the song's original bytes)."
     song = variant['song']
-    return G.save_osz([variant['beatmap']], song.data, song.filename, out_dir,
-                      G.safe_name(f"{song.title} [{variant['beatmap'].metadata['Version']}]"))
+    return E.save_osz([variant['beatmap']], song.data, song.filename, out_dir,
+                      E.safe_name(f"{song.title} [{variant['beatmap'].metadata['Version']}]"))
 
 # %% ../nbs/16_widgets.ipynb #c977e5b4
 _LAYOUT = W.Layout(width='auto')
@@ -115,7 +116,7 @@ def _switch(ctl, name, label, value):
 def _prompt_controls(ctl: dict, d: dict) -> W.Widget:
     rows = [
         W.HBox([_switch(ctl, 'style_on', 'style', d['style_on']),
-                ctl.setdefault('style', W.ToggleButtons(options=list(STYLES), value=d['style']))]),
+                ctl.setdefault('style', W.ToggleButtons(options=list(RANK_STYLES), value=d['style']))]),
         W.HBox([_switch(ctl, 'sr_on', 'star rating', d['sr_on']),
                 ctl.setdefault('sr', W.FloatSlider(value=d['sr'], min=1, max=8, step=0.1))]),
         W.HBox([_switch(ctl, 'msd_on', 'MSD (Etterna)', d['msd_on']),
@@ -125,7 +126,7 @@ def _prompt_controls(ctl: dict, d: dict) -> W.Widget:
         W.HBox([_switch(ctl, 'ln_ratio_on', 'LN ratio', d['ln_ratio_on']),
                 ctl.setdefault('ln_ratio', W.FloatSlider(value=d['ln_ratio'], min=0, max=1, step=0.05))]),
     ]
-    for p in PATTERNS:
+    for p in PATTERN_CONTROLS:
         rows.append(W.HBox([_switch(ctl, f'{p}_on', p, d[f'{p}_on']),
                             ctl.setdefault(p, W.ToggleButtons(options=['more', 'less'], value=d[p],
                                                               style={'button_width': '48px'},
@@ -140,7 +141,7 @@ def _sampling_controls(ctl: dict, d: dict) -> W.Widget:
     ctl['steps'] = W.IntSlider(value=d['steps'], min=2, max=200, description='steps', style=_STYLE)
     ctl['cfg_scale'] = W.FloatSlider(value=d['cfg_scale'], min=1, max=30, step=0.5, description='guidance', style=_STYLE)
     ctl['jack_interval'] = W.IntSlider(value=d['jack_interval'], min=0, max=200, description='jack interval ms', style=_STYLE)
-    ctl['snap'] = W.Dropdown(options=[('off', 0)] + [(f'1/{k}', k) for k in sorted(G.SNAP_DIVISORS)],
+    ctl['snap'] = W.Dropdown(options=[('off', 0)] + [(f'1/{k}', k) for k in sorted(SNAP_DIVISORS)],
                              value=d['snap'], description='snapping', style=_STYLE)
     ctl['seed'] = W.IntText(value=d['seed'], description='seed (-1 random)', style=_STYLE)
     ctl['refine'] = W.Checkbox(value=d['refine'], description='refiner (when the model has one)', indent=False)

@@ -19,12 +19,12 @@ def test_every_control_maps_to_its_feature():
     c = Wg.default_controls()
     c.update(style="loved", msd_on=True, msd=22.0, type_on=True, map_type="Long Note (LN > 40%)",
              ln_ratio_on=True, ln_ratio=0.6)
-    for i, p in enumerate(Wg.PATTERNS):
+    for i, p in enumerate(Wg.PATTERN_CONTROLS):
         c.update({f"{p}_on": True, p: "more" if i % 2 else "less", f"{p}_msd_on": True, f"{p}_msd": 10.0 + i})
     prompt = Wg.prompt_from_controls(c)
     assert prompt["rank_status"] == "loved" and prompt["ett"] == 22.0 and prompt["ln"] is True
     assert "rc" not in prompt and "hb" not in prompt and prompt["ln_ratio"] == 0.6
-    for i, p in enumerate(Wg.PATTERNS):
+    for i, p in enumerate(Wg.PATTERN_CONTROLS):
         assert prompt[p] is bool(i % 2) and prompt[f"{p}_ett"] == 10.0 + i
     # every produced key is a valid prompt for the package vocabulary
     from mug_nb.features import prompt_to_ids
