@@ -311,7 +311,8 @@ def _slider_end(f, time, lookup, slider_mult, source, no, line) -> int:
     slides = _num(f[6], source, no, 'the slide count of a slider', line, integer=True) if len(f) > 6 else 1
     length = _num(f[7], source, no, 'the length of a slider', line) if len(f) > 7 and f[7] else 0.0
     if length <= 0:  # fall back to the control-point polyline
-        pts = [(float(f[0]), float(f[1]))]
+        try: pts = [(float(f[0]), float(f[1]))]
+        except ValueError: raise OsuSyntaxError(source, no, 'a number for y (a slider without a length starts at x,y)', line) from None
         for p in (f[5].split('|')[1:] if len(f) > 5 else []):
             a, _, b = p.partition(':')
             try: pts.append((float(a), float(b)))
@@ -578,7 +579,7 @@ def _slider_ends(t, length, slides, tcols, sm):
     order = np.lexsort((np.arange(len(tt)), ~red, tt))
     mult = np.where(red | ~(bl < 0), 1.0, np.clip(np.float32(-bl).astype(np.float64), 10.0, 10000.0) / 100.0)[order]
     i = np.searchsorted(tt[order], t, 'right') - 1
-    m, f = np.where(i < 0, 1.0, mult[np.maximum(i, 0)]), np.float32
+    m, f = np.where(i < 0, 1.0, np.append(mult, 1.0)[np.maximum(i, 0)]), np.float32   # (1.0 also without any line)
     with np.errstate(all='ignore'):
         end = t.astype(f) + length.astype(f) * b.astype(f) * m.astype(f) * np.maximum(slides, 1).astype(f) * f(0.01) / f(sm)
         ok = np.isfinite(end) & (end < _MAX)

@@ -516,6 +516,56 @@ def test_fuzz_fast_reader_agrees(text):
     _same(fast, slow)
 
 
+_NUMS = ["0", "64", "192", "448", "511", "-5", "1000", "1500.5", "2249.9", "0.0000001", "007", "", " 3", "1e3",
+         "99999999999", "-0", ".5", "5.", "2147483647", "1234567890123456789", "0.761270237874894", "x"]
+
+
+@st.composite
+def mania_texts(draw):
+    "Charts the fast reader mostly reads itself: random taps, holds, sliders and spinners, odd numbers now and then."
+    odd = draw(st.sampled_from([0, 0, 20, 60]))          # how rare the odd numbers are (0: none)
+    num = lambda: draw(st.sampled_from(_NUMS)) if odd and draw(st.integers(0, odd)) == 0 else str(draw(st.integers(0, 4000)))
+    lines = ["osu file format v" + draw(st.sampled_from(["14", "4", "9"])), "[General]", "Mode: 3", "[Difficulty]",
+             "CircleSize:" + draw(st.sampled_from(["4", "7", "8", "1", "18"])),
+             "SliderMultiplier:" + draw(st.sampled_from(["1.4", "0.2", "9", "1"]))]
+    if draw(st.booleans()):
+        lines.append("[TimingPoints]")
+        for _ in range(draw(st.integers(0, 4))):
+            f = [num(), draw(st.sampled_from(["500", "-50", "-100", "333.333333333333", "0", "-0", num()])),
+                 *(num() for _ in range(4)), draw(st.sampled_from(["1", "0", "2", num()])), num()]
+            lines.append(",".join(f[:draw(st.sampled_from([8, 8, 8, 2, 7]))]))
+    lines.append("[HitObjects]")
+    for _ in range(draw(st.integers(0, 12))):
+        typ = draw(st.sampled_from(["1", "5", "128", "2", "6", "12", "8", "1", "128", "2", "12"] + (["0", "-127", "3", num()] if odd else [])))
+        kind = {"1": 0, "5": 0, "2": 2, "6": 2}.get(typ, 1)    # the fields each type has
+        rest = draw(st.sampled_from([["0:0:0:0:", "0:0:0:0:ding.wav"],
+                                     [num() + ":0:0:0:0:", num(), num() + ",0:0:0:0:"],
+                                     ["L|256:100," + num() + "," + num(), "B|1:2,1," + num() + ",0|0,0:0|0:0,0:0:0:0:"]][kind] +
+                                    (["", "B|1:2,1", "P|1:2|3:4,2,", "L|1:2," + num(), num()] if odd else [])))
+        lines.append(",".join([num(), num(), num(), typ, draw(st.sampled_from(["0", "4", "8", num()])), rest]))
+    if draw(st.integers(0, 5)) == 0:
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(_LINES)))
+    return draw(st.sampled_from(["\n", "\r\n"])).join(lines)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(mania_texts())
+def test_fuzz_fast_reader_on_mania_charts(text):
+    test_fuzz_fast_reader_agrees.hypothesis.inner_test(text)
+
+
+def test_slider_without_length_needs_a_y():
+    text = "osu file format v14\n[General]\nMode: 3\n[HitObjects]\n0,,0,2,0,L|256:100,0,0"
+    with pytest.raises(OsuSyntaxError, match="line 5: expected a number for y"):   # was a bare ValueError
+        read_osu(text)
+
+
+def test_slider_without_timing_points():
+    from mug_nb.osu import _kernels, _parse_fast, _parse_lines
+    text = "osu file format v14\n[General]\nMode: 3\n[HitObjects]\n256,192,500,2,0,L|256:100,3,140\n"
+    assert _parse_fast(text, "x", None, None, _kernels()).notes == _parse_lines(text, "x").notes == [Note(500, 2, 3500)]
+
+
 # ---- notes stored column-wise: the arrays and `Beatmap.notes` never disagree
 
 def _arrays_match_list(bm):
