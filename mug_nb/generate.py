@@ -294,31 +294,16 @@ def latent_mask(start_ms: float, end_ms: float, z_len: int) -> np.ndarray:
 # %% ../nbs/14_generate.ipynb #e3395a2a
 def inpaint_latents(model, song: LoadedSong, z0, mask, prompt: dict, steps: int = 50, cfg_scale: float = 5.0,
                     seed: int = 0):
-    "RePaint-style DDIM: generate where `mask` is 1, keep `z0` (re-noised each step) where it is 0."
+    "RePaint-style DDIM (`ddim_sample` with a mask): generate where `mask` is 1, keep `z0` (re-noised each step) where it is 0."
     import torch
     vocab, dev, net = model_vocab(model), _device(model), _net(model)
-    ab = torch.as_tensor(np.asarray(model.alphas_cumprod.detach().cpu(), np.float64))
-    ts = ddim_timesteps(steps, len(ab))           # the same sub-sequence as `ddim_sample`
-    g = torch.Generator().manual_seed(seed)
     m = torch.as_tensor(mask, dtype=torch.float32)[None, None].to(dev)
     with torch.no_grad():
         w = net.wave_model(torch.as_tensor(fit_mel(song.mel, z0.shape[-1]), device=dev)[None])
         c = net.cond_stage_model(torch.as_tensor(prompt_ids(prompt, vocab, clip=True), device=dev)[None])
-        uc = net.cond_stage_model(torch.as_tensor(prompt_ids({}, vocab), device=dev)[None])
-        c2, w2 = torch.cat([uc, c]), [torch.cat([a, a]) for a in w]   # built once: the U-Net caches per tensor
-        x = torch.randn(z0.shape, generator=g).to(dev)
-        for i in range(len(ts) - 1, -1, -1):
-            a_t, a_prev = float(ab[ts[i]]), float(ab[ts[i - 1]] if i > 0 else ab[0])
-            t = torch.full((1,), int(ts[i]), device=dev, dtype=torch.long)
-            if cfg_scale != 1:
-                e_u, e_c = net(torch.cat([x, x]), torch.cat([t, t]), c2, w2).chunk(2)
-                eps = e_u + cfg_scale * (e_c - e_u)
-            else: eps = net(x, t, c, w)
-            x0 = (x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
-            x = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * eps                          # DDIM, eta = 0
-            known = math.sqrt(a_prev) * z0 + math.sqrt(1 - a_prev) * torch.randn(z0.shape, generator=g).to(dev)
-            x = m * x + (1 - m) * (known if i > 0 else z0)
-    return x
+        uc = net.cond_stage_model(torch.as_tensor(prompt_ids({}, vocab), device=dev)[None]) if cfg_scale != 1 else None
+    return ddim_sample(model, tuple(z0.shape), c, w, steps, cfg_scale=cfg_scale, uc=uc, eta=0.0, mask=m, x0_known=z0,
+                       generator=torch.Generator().manual_seed(seed))
 
 # %% ../nbs/14_generate.ipynb #e6a73216
 def splice_notes(original, generated, start_ms: float, end_ms: float) -> list:
@@ -341,6 +326,7 @@ def inpaint(beatmap: Beatmap, audio, start_ms: float, end_ms: float, prompt: dic
     if start_ms >= song.duration_ms:
         raise GenerateError(f"inpaint range {start_ms / 1000:.1f}-{end_ms / 1000:.1f} s is outside the song "
                             f"({song.duration_ms / 1000:.1f} s long)")
+    end_ms = min(end_ms, song.duration_ms)          # an end past the song means "to the end"
     model = model if model is not None else load_bundled()
     steps, cfg_scale = sampling_settings(model, steps, cfg_scale)
     seed = int(seed) if seed is not None else secrets.randbelow(10**8) + 1

@@ -184,6 +184,21 @@ def test_inpaint_keeps_notes_outside_range(model, song_file, tmp_path):
     assert p != src and p.exists() and outside(read_osu(p).notes) == outside(read_osu(src).notes)
 
 
+@pytest.mark.parametrize("param", ["v", "x0"])
+def test_inpaint_with_other_parameterisations(param, song_file):
+    "`inpaint` goes through `ddim_sample`, so v- and x0-prediction models inpaint too (and keep the known part)."
+    import torch
+    from mug_nb.model import Config, build_model
+    cfg = Config.tiny(); cfg.diffusion.parameterization = param
+    torch.manual_seed(0)
+    m = build_model(cfg).eval()
+    assert m.parameterization == param
+    notes = [Note(t, (t // 250) % 4) for t in range(500, 12000, 250)]
+    bm = E.make_beatmap(notes, [P.make_timing_point(0, 120)], title="song", audio_filename="song.wav")
+    out = G.inpaint(bm, song_file, 4000, 6000, {"sr": 3.0}, steps=4, seed=1, model=m)
+    assert [n for n in out.notes if not 4000 <= n.time < 6000] == [n for n in notes if not 4000 <= n.time < 6000]
+
+
 def test_invert_chart(tmp_path):
     from mug_nb.osu import write_osu
     bm = E.make_beatmap(grid_notes(n=200), [P.make_timing_point(250, 180)], title="t")
