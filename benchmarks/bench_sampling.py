@@ -100,6 +100,19 @@ ops, so tracing takes the plain path and lands where eager +packed already is); 
 row chunks (0.9-1.05x), the GEGLU's value and gate as two products (+/-0.5 ms per block), the Winograd tile
 transforms as a strided depthwise convolution or an einsum (slower), or compiled by inductor around the eager
 packed products (0.95-1.11x per layer; inductor cannot lower the packed products themselves without freezing).
+Through optimize_for_inference (the reference model rewritten by mug_nb.fast; 1 thread, a busy hour of this host):
+  A/B          the previous build (the same rewrites made by class swaps in build_model) against
+               optimize_for_inference, same process, interleaved, 16 steps each: 0.483 / 0.758 s against 0.474 /
+               0.757 s per step (cpu; ratio 0.98 / 1.00); both within 4.8e-6 of the reference model's eps
+  original     --original --no-stages --steps 10 --reps 2: the original's U-Net 0.724 / 1.192 s per step, ours 0.336 /
+               0.630 s (cpu): 2.15x / 1.89x; max|ours - original| 1.1e-6 / 5.7e-6
+  whole        the original's whole sampler as its web UI calls it (DDIMSampler.sample, scale 5, its own no_grad),
+  sampler      against ddim_sample on a freshly optimized model, 10 guided steps, each from a fresh model: 11.51 s
+               against 7.47 s, 1.54x. The difference from the U-Net-only 1.89x is our first step: 1.81 s instead of
+               0.63 s, because everything the rewrites prepare is prepared then (oneDNN weight packing and the Winograd
+               transforms once per model, the audio constants once per song, the S4 kernels once per length; the
+               original recomputes its S4 kernels at every step instead, so its first step costs no more than the
+               rest). Without the first step the whole sampler is 1.83x; at the web UI's 50 steps about 1.75x.
 The original's code is slower than our baseline stage (0.433 s at 1 thread in the same run): its 16 S4 kernels
 take 0.35 s of its 0.74 s step, computed at every call with a dense Cauchy sum over all N x L pairs. Run to run
 the figures move by ~10% on this shared machine, so compare ratios from one run.
@@ -150,6 +163,7 @@ def main():
     ap.add_argument("--frozen", action="store_true", help="also time the traced + frozen U-Net (one-off cost per song)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile of the U-Net (minutes of compiling)")
     ap.add_argument("--no-song", action="store_true", help="skip the whole-song run")
+    ap.add_argument("--no-stages", action="store_true", help="skip the per-stage table (with --original: only the comparisons)")
     ap.add_argument("--conv-table", action="store_true", help="only time Conv1d against Winograd F(2,3)/F(4,3) per layer shape")
     ap.add_argument("--original", metavar="DIR", help="also time the original's U-Net from a checkout of Keytoyze/Mug-Diffusion")
     a = ap.parse_args()
@@ -197,6 +211,7 @@ def main():
         chosen = [r for r in order[:i + 1] if r in REWRITES]
         stages.append(("+" + name, (True, tuple(chosen), i >= order.index("inference"))))
     assert set(stages[-1][1][1]) == set(REWRITES)               # the last stage is optimize_for_inference(model)
+    if a.no_stages: stages = []
     runs = {name: [] for name, _ in stages}
     outs = {}
     for r in range(a.reps):                                  # interleaved, so load changes hit every stage alike
@@ -207,7 +222,7 @@ def main():
             runs[name].append((w1, c1, w2, c2))
             outs[name] = (o1.clone(), o2.clone())
             del plain, guided
-    ref = outs["baseline"]
+    ref = outs.get("baseline")
     rows = []
     for name, _ in stages:
         w1, c1, w2, c2 = (statistics.median(col) for col in zip(*runs[name]))   # medians of interleaved runs
@@ -221,15 +236,17 @@ def main():
     fast_mod._ONEDNN[:] = [has_onednn]
     model = optimize_for_inference(reference)                # from here on: the model as generation runs it
     unet, eps_fn = model.model.unet_model, model.model
-    b, f = rows[0], rows[-1]
-    print(f"before -> after (cpu, median): no guidance {b[2]:.3f} -> {f[2]:.3f} s/step, guidance {b[4]:.3f} -> {f[4]:.3f} s/step")
-    print(f"speed-up (wall): no guidance {b[1] / f[1]:.2f}x, guidance {b[3] / f[3]:.2f}x;"
+    b, f = (rows[0], rows[-1]) if rows else (None, None)
+    if rows: print(f"before -> after (cpu, median): no guidance {b[2]:.3f} -> {f[2]:.3f} s/step, guidance {b[4]:.3f} -> {f[4]:.3f} s/step")
+    if rows: print(f"speed-up (wall): no guidance {b[1] / f[1]:.2f}x, guidance {b[3] / f[3]:.2f}x;"
           f" (cpu): {b[2] / f[2]:.2f}x, {b[4] / f[4]:.2f}x")
-    if a.config == "full": print(f"CPU time vs the original's reference 0.515 / 0.917 s per step: {0.515 / f[2]:.2f}x / {0.917 / f[4]:.2f}x "
+    if rows and a.config == "full": print(f"CPU time vs the original's reference 0.515 / 0.917 s per step: {0.515 / f[2]:.2f}x / {0.917 / f[4]:.2f}x "
           f"(the reference was measured elsewhere; indicative only)")
-    assert max(r[-1] for r in rows) < 1e-4, "an optimisation changed the numbers"
-    floor(eps_fn, x, t, c, w, b, f, a)
-    if a.original: original_stage(a.original, model, x, t, c, w, uc, a)
+    assert max((r[-1] for r in rows), default=0) < 1e-4, "an optimisation changed the numbers"
+    if rows: floor(eps_fn, x, t, c, w, b, f, a)
+    if a.original:
+        original_stage(a.original, model, x, t, c, w, uc, a)
+        original_sampler_stage(a.original, model, c, w, uc, a)
     if a.frozen: frozen_stage(unet, x, t, c, w, uc, a, b, f, outs["baseline"])
     if a.compile: compiled_stage(unet, x, t, c, w, b, f, outs["baseline"])
     if a.no_song: return
@@ -356,6 +373,60 @@ def original_stage(repo, model, x, t, c, w, uc, a):
     print(f"  speed-up over the original code, same process, threads={a.threads}: no guidance {r(0, 0):.2f}x, "
           f"guidance {r(1, 0):.2f}x (wall); {r(0, 1):.2f}x, {r(1, 1):.2f}x (cpu)")
     assert max(d) < 1e-4, "our compat U-Net disagrees with the original's code"
+
+
+def original_sampler_stage(repo, model, c, w, uc, a):
+    """The original's whole DDIM sampler as its web UI calls it (`DDIMSampler.sample(S, c, w, batch_size, shape=None,
+    unconditional_guidance_scale, unconditional_conditioning, eta=0)`, under its own no_grad) against ours
+    (`ddim_sample` on the optimized model, under inference_mode), each from a freshly loaded model, so that every
+    one-off cost (our weight packing, Winograd transforms, audio constants and prompt fold; the S4 set-up of both)
+    is inside the time, as it is for a user. `--steps` steps; interleaved runs, medians."""
+    import types
+    from mug_nb.diffusion import ddim_sample
+    load_original_unet(repo, model.model.unet_model)               # checks the folder, sets up the imports
+    from mug.diffusion.ddim import DDIMSampler
+
+    class Silent:                                                   # the web UI passes its own progress bar
+        def __init__(self, it, **kw): self.it = it
+        def __iter__(self): return iter(self.it)
+
+    class OriginalDDPM(torch.nn.Module):                            # what DDIMSampler reads of the original's DDPM
+        def __init__(self, unet, ours):
+            super().__init__()
+            for k in ("betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_one_minus_alphas_cumprod"):
+                self.register_buffer(k, getattr(ours, k).clone())
+            self.num_timesteps, self.z_channels, self.z_length = ours.num_timesteps, 16, 512
+            self.device = torch.device("cpu")
+            self.model = types.SimpleNamespace(forward=lambda x, t, cc, ww: unet(x, t, cc, *ww))
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    x_T = torch.randn(1, 16, 512, generator=torch.Generator().manual_seed(3))
+    times, outs, first = {"original": [], "ours": []}, {}, []
+    for r in range(a.reps):
+        for k in ("original", "ours"):
+            if k == "original":                                     # a fresh model: its S4 kernels as loaded
+                unet = load_original_unet(repo, model.model.unet_model)
+                sampler = DDIMSampler(OriginalDDPM(unet, model))
+                run = lambda: sampler.sample(S=a.steps, c=c, w=w, batch_size=1, shape=None, verbose=False, eta=0.0,
+                                             unconditional_guidance_scale=a.cfg_scale, unconditional_conditioning=uc,
+                                             x_T=x_T, tqdm_class=Silent)[0]
+            else:                                                   # a fresh optimized model: every cache cold
+                fresh = build_model(model.config); fresh.load_state_dict(sd); fresh = optimize_for_inference(fresh)
+                steps_t = []
+                def cb(i, *_): steps_t.append(time.process_time())
+                def run():
+                    with torch.inference_mode():
+                        return ddim_sample(fresh, (1, 16, 512), c, w, a.steps, cfg_scale=a.cfg_scale, uc=uc, x_T=x_T,
+                                           callback=cb)
+            c0 = time.process_time(); outs[k] = run(); times[k].append(time.process_time() - c0)
+            if k == "ours": first.append((steps_t[0] - c0, (steps_t[-1] - steps_t[0]) / max(1, len(steps_t) - 1)))
+    o, u = statistics.median(times["original"]), statistics.median(times["ours"])
+    f1, per = (statistics.median(col) for col in zip(*first))
+    d = ((outs["ours"] - outs["original"]).abs().max() / outs["original"].abs().max()).item()
+    print(f"whole sampler, {a.steps} guided steps (scale {a.cfg_scale}), fresh models, cpu: original {o:.2f} s, ours {u:.2f} s: "
+          f"{o / u:.2f}x; max rel. diff {d:.1e}")
+    print(f"  ours: first step {f1:.2f} s (weight packing, Winograd transforms, audio constants, fold, S4 kernels), "
+          f"then {per:.3f} s per step; without the first step: {(o - o / a.steps) / (u - f1):.2f}x")
+    assert d < 1e-4, "our sampler disagrees with the original's"
 
 
 def frozen_stage(unet, x, t, c, w, uc, a, b, f, ref):
