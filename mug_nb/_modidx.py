@@ -437,6 +437,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'mug_nb.osu._bytes_of': ('osu.html#_bytes_of', 'mug_nb/osu.py'),
                             'mug_nb.osu._check_general': ('osu.html#_check_general', 'mug_nb/osu.py'),
                             'mug_nb.osu._checked_members': ('osu.html#_checked_members', 'mug_nb/osu.py'),
+                            'mug_nb.osu._compile_kernels': ('osu.html#_compile_kernels', 'mug_nb/osu.py'),
                             'mug_nb.osu._counting': ('osu.html#_counting', 'mug_nb/osu.py'),
                             'mug_nb.osu._duration_ms': ('osu.html#_duration_ms', 'mug_nb/osu.py'),
                             'mug_nb.osu._first_ms': ('osu.html#_first_ms', 'mug_nb/osu.py'),

@@ -9,6 +9,7 @@ import bisect
 import io
 import math
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -533,18 +534,29 @@ _jit = None
 # %% ../nbs/01_osu.ipynb #dc6b78ec
 JIT_AFTER = 8   # charts a process reads line by line before it compiles the fast reader
 _jit = {'reads': 0, 'kernels': None}
+_WARM_UP = 'osu file format v14\n[General]\nMode: 3\n[TimingPoints]\n0,500,4,2,0,60,1,0\n[HitObjects]\n64,192,0,1,0,0:0:0:0:\n'
 
 def _kernels():
     "The compiled (objects, timing) kernels, or None while fewer than `JIT_AFTER` charts were read (or without numba)."
     if _jit['kernels'] is None:
         _jit['reads'] += 1
         if _jit['reads'] <= JIT_AFTER: return None
-        try: import numba
-        except ImportError: _jit['kernels'] = False; return None
-        g, jit = globals(), numba.njit(cache=True, error_model='numpy')
-        for name in ('_number', '_line_end', '_skip_field'): g[name] = jit(g[name])  # the kernels call these
-        _jit['kernels'] = jit(_objects_kernel), jit(_timing_kernel)
+        _jit['kernels'] = _compile_kernels() or False
     return _jit['kernels'] or None
+
+def _compile_kernels():
+    try: import numba
+    except ImportError: return None
+    g = globals(); plain = {n: getattr(g[n], 'py_func', g[n]) for n in ('_number', '_line_end', '_skip_field')}
+    try:
+        jit = numba.njit(cache=True, error_model='numpy')
+        g.update({n: jit(f) for n, f in plain.items()})        # the kernels call the compiled helpers
+        kernels = jit(_objects_kernel), jit(_timing_kernel)
+        _parse_fast(_WARM_UP, '<warm-up>', None, _WARM_UP.encode(), kernels)  # compile now, not in the middle of a read
+        return kernels
+    except Exception as e:                                       # numba there but unusable: read line by line
+        g.update(plain); warnings.warn(f'mug_nb.osu: the fast reader is off, numba failed ({e!r:.200})')
+        return None
 
 # %% ../nbs/01_osu.ipynb #9ac36626
 def _bytes_of(text: str, data, start: int, end: int):

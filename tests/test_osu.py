@@ -560,6 +560,23 @@ def test_slider_without_length_needs_a_y():
         read_osu(text)
 
 
+def test_reader_without_a_working_numba(monkeypatch):
+    import builtins
+    from mug_nb import osu
+    plain = osu._number
+    monkeypatch.setattr(osu, "_jit", {"reads": 0, "kernels": None})
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
+                        if name == "numba" else real_import(name, *a, **k))
+    assert osu._kernels() is None and read_osu(TINY).notes == [Note(1000, 0), Note(1500, 1, 2250)]  # line by line
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    monkeypatch.setattr(osu, "_jit", {"reads": 0, "kernels": None})
+    monkeypatch.setattr(osu, "_objects_kernel", lambda *a: 1 / 0)  # numba there, but the kernel does not compile/run
+    with pytest.warns(UserWarning, match="fast reader is off"):
+        assert osu._kernels() is None
+    assert getattr(osu._number, "py_func", osu._number) is getattr(plain, "py_func", plain) and read_osu(TINY).n_notes == 2
+
+
 def test_slider_without_timing_points():
     from mug_nb.osu import _kernels, _parse_fast, _parse_lines
     text = "osu file format v14\n[General]\nMode: 3\n[HitObjects]\n256,192,500,2,0,L|256:100,3,140\n"
