@@ -11,12 +11,13 @@ the best of 15 passes over all 38 charts is kept (the minimum is the least distu
 The compiled reader's one-time cost (importing numba and loading its cached kernels; compiling them when the
 cache is cold) is printed separately.
 
-Measured on this 2-core machine shared with other jobs (original at commit c2903d4, --original, three runs):
-  read_osu      0.610 / 0.844 / 0.611 ms/chart  (38/38 charts by the fast reader)
-  original      0.907 / 1.343 / -     ms/chart  -> read_osu 1.49x / 1.59x the original's speed
-  line by line  20.3 / 29.6 / 16.3 ms/chart (the reader before; 0.05x the original), 27-35x slower than read_osu
-  one-time cost: 0.2-0.3 s with numba already imported and its cache warm; ~2 s in a fresh process (numba import
-  ~1 s + cache load); ~9 s the first time after the kernels' source changed (compile)
+Measured on this 2-core machine shared with other jobs (original at commit c2903d4, --original, four runs):
+  read_osu      0.610 / 0.844 / 0.842 / 0.868 ms/chart  (38/38 charts by the fast reader)
+  original      0.907 / 1.343 / 1.270 / 1.222 ms/chart  -> read_osu 1.49x / 1.59x / 1.51x / 1.41x the original's speed
+  line by line  20.3 / 29.6 / 23.6 / 28.2 ms/chart (the reader before: 0.05x the original; 27-35x slower than read_osu)
+  one-time cost: 0.2-0.9 s here (numba import + loading the cached kernels); about 9 s the first time after the
+  kernels' source changed (compiling). A process reads its first JIT_AFTER (8) charts line by line, so reading
+  one chart never pays it (a fresh `read_osu` of one chart: ~0.5 s, as before).
 
 Prints charts per second for read + encode and for decode over the peer maps (every chart, its notes
 within the first 4096 frames), and milliseconds per chart of 2,000 objects (real 4K charts cut to their
