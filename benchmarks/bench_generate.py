@@ -38,11 +38,11 @@ def main(argv=None):
     from mug_nb.synth import synth_song
     if a.checkpoint:
         from mug_nb.model import load_checkpoint
-        model, kind = load_checkpoint(a.checkpoint), f"checkpoint {a.checkpoint}"
+        model, kind = G.sampling_model(load_checkpoint(a.checkpoint)), f"checkpoint {a.checkpoint}"
     else:
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
-            model = G.load_bundled()
+            model = G.sampling_model()
         kind = "random tiny (no bundled weights)" if w else "bundled"
     n_params = sum(p.numel() for p in model.parameters())
     wave = synth_song(seed=0, duration=a.seconds).wave

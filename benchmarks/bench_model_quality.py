@@ -53,7 +53,8 @@ def load_model(path):
 def gen(model, wave, prompt, args, seed=0):
     from mug_nb.generate import generate
     return generate(wave, clip_prompt(prompt, model), count=1, steps=args.steps, cfg_scale=args.cfg, seed=seed, model=model,
-                    snap=None if args.snap == 0 else args.snap, refine=not args.no_refine)[0]
+                    snap=None if args.snap == 0 else args.snap, refine=not args.no_refine,
+                    tolerance=None if args.tolerance == "off" else float(args.tolerance))[0]
 
 
 def clip_prompt(prompt: dict, model) -> dict:
@@ -168,6 +169,7 @@ def main(argv=None):
     ap.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own, 1 for the bundled model)")
     ap.add_argument("--snap", type=int, default=0, help="snap divisor passed to generate (0: no snapping)")
     ap.add_argument("--no-refine", action="store_true", help="skip the model's note-frame refiner (the draft alone)")
+    ap.add_argument("--tolerance", default="1", help="closed-loop control, as generate's `tolerance` (default 1; 'off': the model alone)")
     ap.add_argument("--real-variants", type=int, default=2)
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--skip-synthetic", action="store_true")
