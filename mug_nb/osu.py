@@ -425,7 +425,7 @@ _P10 = np.array([float(10**k) for k in range(23)])  # exact powers of ten
 _LIM = float(_MAX)
 
 def _number(b, i, n):
-    "A plain decimal (-?digits[.digits], <=15 significant digits) at b[i:n], up to ',' ':' '\\r' '\\n': (value, end, ok)."
+    "A plain decimal (-?digits[.digits], its digits <= 2^53) at b[i:n], up to ',' ':' '\\r' '\\n': (value, end, ok)."
     neg = i < n and b[i] == 45
     if neg: i += 1
     j, m = i, 0
@@ -485,9 +485,10 @@ def _objects_kernel(b, i, n, key_count, offset, t, c, e, kind, aux):
         if ty & 1: kind[k] = 0
         else:
             if not (ty & 2 or ty & 8 or ty & 128) or i >= n or b[i] != 44: return -1
-            hs, i, ok = _number(b, i + 1, n)                        # hitSound
-            if ty & 8 and (not ok or hs < 0 or hs != int(hs)): return -1    # a spinner's finish bit: plain digits only
-            i = _skip_field(b, i, n)
+            j, hs = i + 1, 0                                        # hitSound: a spinner's finish bit
+            while j < n and 48 <= b[j] <= 57 and j - i < 10: hs = hs * 10 + int(b[j]) - 48; j += 1
+            if ty & 8 and (j == i + 1 or j < n and b[j] != 44): return -1      # not plain digits: the slow path
+            i = _skip_field(b, j, n)
             if i >= n or b[i] != 44: return -1
             if ty & 2:                                              # a slider: curve, slides, length
                 i = _skip_field(b, i + 1, n)
@@ -502,7 +503,7 @@ def _objects_kernel(b, i, n, key_count, offset, t, c, e, kind, aux):
                 if not ok: return -1
                 e[k] = max(float(int(ev)) + offset, ts)
                 kind[k] = 3 if ty & 8 else 1
-                if ty & 8: aux[k, 0] = float(int(hs) & 4)
+                if ty & 8: aux[k, 0] = float(hs & 4)
         k += 1
         i = _line_end(b, i, n)
         if i < 0: return -1
@@ -510,7 +511,7 @@ def _objects_kernel(b, i, n, key_count, offset, t, c, e, kind, aux):
 
 # %% ../nbs/01_osu.ipynb #078d2fc4
 def _timing_kernel(b, i, n, out):
-    "Timing points with all eight fields from b[i:n] into the rows of out: (count, where it stopped), -1 for any other line."
+    "Timing points with all eight fields from b[i:n] into the rows of out: the count, or -1 for any other line."
     k = 0
     while i < n:
         ch = b[i]
@@ -528,8 +529,6 @@ def _timing_kernel(b, i, n, out):
         i = _line_end(b, i, n)
         if i < 0: return -1
     return k
-
-_jit = None
 
 # %% ../nbs/01_osu.ipynb #dc6b78ec
 JIT_AFTER = 8   # charts a process reads line by line before it compiles the fast reader

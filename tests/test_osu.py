@@ -577,6 +577,14 @@ def test_reader_without_a_working_numba(monkeypatch):
     assert getattr(osu._number, "py_func", osu._number) is getattr(plain, "py_func", plain) and read_osu(TINY).n_notes == 2
 
 
+@pytest.mark.parametrize("hit_sound", ["4", "4.0", " 4", "", "0", "12"])
+def test_fast_reader_spinner_finish_bit(hit_sound):
+    from mug_nb.osu import _parse_lines
+    text = ("osu file format v14\n[General]\nMode: 3\n[Difficulty]\nCircleSize:8\n[HitObjects]\n"
+            f"256,192,1000,12,{hit_sound},1500,0:0:0:0:\n256,192,3000,12,{hit_sound},3600,0:0:0:0:\n")
+    _same(read_osu(text), _parse_lines(text, "<text>"))          # 8K: a short spinner with finish goes to column 0
+
+
 def test_slider_without_timing_points():
     from mug_nb.osu import _kernels, _parse_fast, _parse_lines
     text = "osu file format v14\n[General]\nMode: 3\n[HitObjects]\n256,192,500,2,0,L|256:100,3,140\n"
