@@ -374,6 +374,16 @@ def test_total_size_refused(tmp_path, no_content_reads):
         read_osz(p)
 
 
+def test_understated_size_is_not_believed(tmp_path):
+    p = tmp_path / "liar.osz"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("a.osu", TINY)
+        z.writestr("big.osb", bytes(4 * 2**20))                # 4 MiB of zeros that says it is 1,000 bytes
+    _declare_size(p, "big.osb", 1000)
+    with pytest.raises(BadArchiveError, match=r"cannot read entry 'big\.osb'"):
+        read_osz(p)                                            # zipfile stops at the stated size: a CRC error
+
+
 def test_real_archives_pass_the_caps(peer_data, tmp_path):
     from mug_nb.osu import MAX_RATIO
     bm = read_osu(peer_data / "maps/ppy-osu/4869637.osu")          # real chart text packs about 4-10x
