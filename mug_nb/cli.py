@@ -33,10 +33,7 @@ def _beatmap_info(bm, shown: str, features: bool = True) -> dict:
             "key_count": bm.key_count, "notes": len(notes), "holds": holds,
             "duration_s": round((end - start) / 1000, 3), "bpm_range": _bpm_range(bm)}
     if features and notes:
-        try:
-            from mug_nb.features import summary
-        except ImportError:
-            return info
+        from mug_nb.features import summary
         info.update(summary(bm))
     return info
 

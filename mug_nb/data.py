@@ -89,8 +89,7 @@ def _find_audio(folder: Path, name: str | None) -> Path | None:
     return next((x for x in folder.iterdir() if x.name.lower() == low and x.is_file()), None)
 
 def _default_features(bm: Beatmap) -> dict:
-    try: from mug_nb.features import compute_features
-    except ImportError: return {}
+    from mug_nb.features import compute_features
     return compute_features(bm)
 
 def _rel(path: Path, root: Path) -> str:
@@ -268,8 +267,7 @@ def _finish(out_dir: Path, records: list, val_fraction: float, seed: int) -> dic
 
 def _store_features(out_dir: Path, entries: list):
     "Add the features of new charts to `features.sqlite` in one transaction (`put` commits, and syncs, per chart)."
-    try: from mug_nb.features import FeatureStore, FEATURE_VERSION
-    except ImportError: return
+    from mug_nb.features import FeatureStore, FEATURE_VERSION
     with FeatureStore(out_dir / "features.sqlite") as store:
         rows = [(e["chart_hash"], int(e["features"].get("version", FEATURE_VERSION)), json.dumps(e["features"]))
                 for e in entries if e["features"] and e["chart_hash"] not in store]

@@ -189,9 +189,8 @@ def sr_bucket(sr: float) -> str:
 
 # %% ../nbs/15_evaluate.ipynb #7921c86f
 def _star_rating(bm) -> float | None:
-    "Star rating through `mug_nb.features` (None while that module is unavailable)."
-    try: from mug_nb.features import star_rating
-    except ImportError: return None
+    "Star rating through `mug_nb.features`."
+    from mug_nb.features import star_rating
     return float(star_rating(bm))
 
 def evaluate_charts(generated: Sequence[Beatmap], reference: Beatmap) -> dict:

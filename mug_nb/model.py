@@ -140,9 +140,8 @@ class Config:
 
 # %% ../nbs/12_model.ipynb #0ba4055d
 def _vocab_size(name: str) -> int | None:
-    "Number of ids of a named prompt vocabulary (None when mug_nb.features is unavailable)."
-    try: from mug_nb import features
-    except ImportError: return None
+    "Number of ids of a named prompt vocabulary."
+    from mug_nb import features
     try: return int(features.vocabulary(name).size)
     except features.FeatureError as e: raise ModelError(str(e)) from None
 

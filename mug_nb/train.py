@@ -357,15 +357,6 @@ def fit(stage: str, model: torch.nn.Module, params, loss_fn: Callable, train_ds,
     if acc.is_main_process: save_training_checkpoint(ck, acc.unwrap_model(model), opt, state)
     return state
 
-# %% ../nbs/13_train.ipynb #94a7a10b
-class _ToyData(Dataset):
-    "Random note-like arrays (for tests of the loop)."
-    def __init__(self, n: int = 20, T: int = 32): self.n, self.T = n, T
-    def __len__(self): return self.n
-    def __getitem__(self, i):
-        x = (torch.rand(16, self.T) < 0.1).float()        # uses the (reseeded) global RNG: augmentation-like
-        return {"note": x, "valid_flag": torch.ones(self.T)}
-
 # %% ../nbs/13_train.ipynb #efaee3ee
 def plot_history(state: dict, ax=None, smooth: int = 20, label: str | None = None):
     "Training loss (raw and smoothed) per step and validation loss per epoch."
