@@ -59,7 +59,7 @@ def gen(model, wave, prompt, args, seed=0):
 
 def clip_prompt(prompt: dict, model) -> dict:
     "Clip numeric prompt values into the model's vocabulary ranges (below 1 star is the floor of `default_v1`)."
-    from mug_nb.generate import model_vocab
+    from mug_nb.model import model_vocab
     rng = {f.name: (f.min, f.max) for f in model_vocab(model).features if f.kind == "numeric"}
     return {k: (min(max(v, rng[k][0]), rng[k][1]) if k in rng else v) for k, v in prompt.items()}
 

@@ -17,6 +17,7 @@ from .osu import AUDIO_EXTS, Beatmap, Note, read_osu, write_osu, dumps_osu, read
 from . import chart as C
 from .diffusion import ddim_sample, ddim_timesteps
 from .control import Draft, Knobs, render, goals, steer
+from .model import model_vocab
 from .postprocess import SNAP_DIVISORS, beat_times, make_timing_point, postprocess, remove_minijacks, \
     snap_notes, timing_points_from_beats
 from .export import click_wav, make_beatmap, osu_filename, preview_png, prompt_text, safe_name, save_osz, \
@@ -25,9 +26,9 @@ from .export import click_wav, make_beatmap, osu_filename, preview_png, prompt_t
 # %% auto #0
 __all__ = ['ORIGINAL_GUIDANCE', 'ORIGINAL_STEPS', 'MEL_PER_LATENT', 'GenerateError', 'load_bundled', 'sampling_model',
            'guidance_scale', 'sampling_steps', 'sampling_settings', 'latent_length', 'fit_mel', 'LoadedSong',
-           'prepare_audio', 'model_vocab', 'prompt_ids', 'n_steps', 'initial_noise', 'sample_latents', 'decode_drafts',
-           'decode_notes', 'control_text', 'control_report', 'control_line', 'generate', 'latent_mask',
-           'inpaint_latents', 'splice_notes', 'inpaint', 'generate_to_files', 'invert_chart', 'inpaint_to_file']
+           'prepare_audio', 'prompt_ids', 'n_steps', 'initial_noise', 'sample_latents', 'decode_drafts', 'decode_notes',
+           'control_text', 'control_report', 'control_line', 'generate', 'latent_mask', 'inpaint_latents',
+           'splice_notes', 'inpaint', 'generate_to_files', 'invert_chart', 'inpaint_to_file']
 
 # %% ../nbs/14_generate.ipynb #81811d95
 class GenerateError(ValueError):
@@ -145,13 +146,6 @@ def prepare_audio(audio, title: str | None = None) -> LoadedSong:
     return LoadedSong(wave, np.asarray(log_mel(wave), np.float32), name, data, title)
 
 # %% ../nbs/14_generate.ipynb #ba53478b
-def model_vocab(model):
-    "The prompt vocabulary the model was trained with (`compat` for original checkpoints)."
-    from mug_nb import features as F
-    v = getattr(getattr(getattr(model, 'config', None), 'prompt', None), 'vocab', None)
-    if isinstance(v, str): return F.vocabulary(v)
-    return v or F.DEFAULT_VOCAB
-
 def prompt_ids(prompt: dict, vocab, clip: bool = False) -> np.ndarray:
     "Prompt → ids, with a one-line `GenerateError` for bad keys or values (`clip` clamps numbers into range)."
     from mug_nb.features import prompt_to_ids

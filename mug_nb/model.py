@@ -24,8 +24,8 @@ from .refiner import RefinerConfig, RowRefiner
 
 # %% auto #0
 __all__ = ['ModelError', 'UNetConfig', 'VAEConfig', 'AudioConfig', 'PromptConfig', 'DiffusionConfig', 'Config',
-           'MugDiffusionWrapper', 'DDPM', 'check_config', 'build_model', 'config_from_original', 'safe_torch_load',
-           'LoadReport', 'load_state', 'load_original', 'save_checkpoint', 'load_checkpoint']
+           'MugDiffusionWrapper', 'DDPM', 'check_config', 'build_model', 'model_vocab', 'config_from_original',
+           'safe_torch_load', 'LoadReport', 'load_state', 'load_original', 'save_checkpoint', 'load_checkpoint']
 
 # %% ../nbs/12_model.ipynb #01f102a9
 class ModelError(ValueError):
@@ -219,6 +219,15 @@ def build_model(config: Config | None = None) -> DDPM:
     if n is not None and n != config.prompt.num_embeddings:
         config.prompt.num_embeddings = n
     return DDPM(config)
+
+# %% ../nbs/12_model.ipynb #b7c1e0f2
+def model_vocab(model_or_config):
+    "The prompt vocabulary of a model or of its `Config` (`compat`: the original's 329 ids; `default`: ours, 384)."
+    from mug_nb import features
+    cfg = getattr(model_or_config, 'config', model_or_config)
+    name = getattr(getattr(cfg, 'prompt', None), 'vocab', None)
+    if name is None: return features.DEFAULT_VOCAB
+    return features.vocabulary(name) if isinstance(name, str) else name
 
 # %% ../nbs/12_model.ipynb #4bb087cc
 _TARGETS = {"model": "mug.diffusion.diffusion.DDPM", "unet_config": "mug.diffusion.unet.UNetModel",

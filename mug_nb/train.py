@@ -21,15 +21,15 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from .chart import FRAME_MS, LATENT_DOWNSAMPLE, MEL_PER_NOTE_FRAME, NOTE_FRAMES
-from .model import Config, build_model, load_checkpoint, save_checkpoint
+from .model import Config, build_model, load_checkpoint, model_vocab, save_checkpoint
 
 # %% auto #0
 __all__ = ['SYNTH_CHARTS', 'TrainError', 'StageConfig', 'TrainConfig', 'load_train_config', 'model_config', 'seed_all',
            'batch_seed', 'EpochBatchSampler', 'optimizer_state', 'restore_optimizer', 'rng_state', 'set_rng_state',
-           'save_training_checkpoint', 'load_training_checkpoint', 'vae_loss', 'drop_prompt', 'model_vocab',
-           'missing_ids', 'latent_diffusion_loss', 'make_drafts', 'DraftDataset', 'refiner_batch_loss', 'lr_at',
-           'evaluate_loss', 'fit', 'plot_history', 'split_dataset', 'train_model', 'augment_mel', 'mirror_notes',
-           'SynthChartDataset', 'train_main']
+           'save_training_checkpoint', 'load_training_checkpoint', 'vae_loss', 'drop_prompt', 'missing_ids',
+           'latent_diffusion_loss', 'make_drafts', 'DraftDataset', 'refiner_batch_loss', 'lr_at', 'evaluate_loss',
+           'fit', 'plot_history', 'split_dataset', 'train_model', 'augment_mel', 'mirror_notes', 'SynthChartDataset',
+           'train_main']
 
 # %% ../nbs/13_train.ipynb #428e47d5
 class TrainError(ValueError):
@@ -220,11 +220,6 @@ def drop_prompt(ids: torch.Tensor, missing: torch.Tensor, feature_p: float, all_
     return torch.where(drop.to(ids.device), missing.to(ids.device).expand(B, Fn), ids)
 
 # %% ../nbs/13_train.ipynb #b42de37d
-def model_vocab(cfg: Config):
-    "The prompt vocabulary a model config names (`compat`: the original's 329 ids; `default`: ours, 384)."
-    from mug_nb.features import vocabulary
-    return vocabulary(cfg.prompt.vocab)
-
 def missing_ids(cfg: Config) -> torch.Tensor:
     "The all-missing prompt ids of the model's vocabulary."
     from mug_nb.features import prompt_to_ids

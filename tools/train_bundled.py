@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mug_nb.model import Config  # noqa: E402
-from mug_nb.train import (StageConfig, SynthChartDataset, TrainConfig, model_vocab, train_model)  # noqa: E402
+from mug_nb.model import model_vocab  # noqa: E402
+from mug_nb.train import (StageConfig, SynthChartDataset, TrainConfig, train_model)  # noqa: E402
 
 TRAIN_SEED0, VAL_SEED0 = 1000, 900
 
