@@ -15,8 +15,9 @@ from . import chart as C
 from .features import PATTERNS, SKILLSETS, ln_ratio, skillsets, star_rating
 
 # %% auto #0
-__all__ = ['HEAD_WEIGHT', 'EMPHASES', 'TOLERANCE', 'TYPE_RANGES', 'KNOB_RANGE', 'ControlError', 'Draft', 'Knobs', 'render',
-           'emphasise', 'even_out', 'measure', 'top_patterns', 'Goal', 'goals', 'tune', 'Steered', 'steer']
+__all__ = ['HEAD_WEIGHT', 'EMPHASES', 'TOLERANCE', 'TYPE_RANGES', 'KNOB_RANGE', 'STYLE_MISS', 'ControlError', 'Draft', 'Knobs',
+           'render', 'emphasise', 'even_out', 'measure', 'top_patterns', 'Goal', 'goals', 'tune', 'Steered', 'chart_at',
+           'steer']
 
 # %% ../nbs/13b_control.ipynb #6bd31039
 class ControlError(ValueError):
@@ -79,23 +80,24 @@ def emphasise(notes, style: str, strength: float, head_scores=None, key_count: i
     "Rewrite the columns of a share `strength` (0..1) of the rows into `style` (one of `EMPHASES`), keeping their times."
     if style not in EMPHASES: raise ControlError(f"style must be one of {list(EMPHASES)}, got {style!r}")
     if style == "stamina": return even_out(notes, strength)
-    K, out, prev, prev_t = key_count, [], [], -math.inf
+    K, out, prev = key_count, [], []
+    last = np.full(K, -math.inf)                   # when each column is free again (a hold's end, or its last head)
     for i, row in enumerate(_rows(notes)):
         t = row[0].time
-        if (i * _GOLDEN) % 1.0 >= strength: out += row; prev, prev_t = [n.column for n in row], t; continue
-        f = min(int(t / C.FRAME_MS), head_scores.shape[1] - 1) if head_scores is not None else 0
-        score = np.asarray(head_scores[:, f], float) if head_scores is not None else -np.arange(K, dtype=float)
-        size = _row_size(style, i, len(row), K)
-        may_jack = t - prev_t >= jack_ms
-        if style in ("jackspeed", "chordjack") and may_jack and prev:
-            keep = sorted(prev, key=lambda c: -score[c])[: (size if style == "jackspeed" else max(1, size // 2))]
-        else: keep = []
-        rest = [c for c in np.argsort(-score) if c not in keep and (c not in prev or style in ("chordjack",) and may_jack)]
-        rest += [c for c in np.argsort(-score) if c not in keep and c not in rest]
-        cols = (keep + rest)[:size]
-        ends = [n.end for n in row] + [None] * size
-        out += [Note(t, int(c), ends[k]) for k, c in enumerate(cols)]
-        prev, prev_t = [int(c) for c in cols], t
+        if (i * _GOLDEN) % 1.0 < strength:
+            f = min(int(t / C.FRAME_MS), head_scores.shape[1] - 1) if head_scores is not None else 0
+            score = np.asarray(head_scores[:, f], float) if head_scores is not None else -np.arange(K, dtype=float)
+            size = _row_size(style, i, len(row), K)
+            free = [int(c) for c in np.argsort(-score, kind="stable") if t - last[c] >= jack_ms]   # best first
+            if style in ("jackspeed", "chordjack"):
+                keep = [c for c in sorted(prev, key=lambda c: -score[c]) if c in free][: size if style == "jackspeed" else max(1, size // 2)]
+                cols = (keep + [c for c in free if c not in keep])[:size]
+            else: cols = ([c for c in free if c not in prev] + [c for c in free if c in prev])[:size]
+            ends = [n.end for n in row] + [None] * size
+            row = [Note(t, c, ends[k]) for k, c in enumerate(cols)]     # no free column: the row is dropped
+        out += row
+        if row: prev = [n.column for n in row]
+        for n in row: last[n.column] = n.end if n.end is not None else n.time
     return sorted(out, key=lambda n: (n.time, n.column))
 
 # %% ../nbs/13b_control.ipynb #c6c3529c
@@ -232,8 +234,10 @@ class Steered:
                             miss=round(g.error(self.measured), 3)))
         return out
 
+STYLE_MISS = 2.5          # a missed pattern weighs as much as a miss by 2.5 tolerance widths
+
 def _miss(gs, m) -> float:
-    return sum(g.error(m) / max(g.hi - g.lo, 1e-3) * (0.5 if g.knob == "style" else 1) for g in gs)
+    return sum(g.error(m) * STYLE_MISS if g.knob == "style" else g.error(m) / max(g.hi - g.lo, 1e-3) for g in gs)
 
 def _rank(gs, m) -> tuple:
     "Order charts by the miss of the steered goals, then by the miss of all."
@@ -241,11 +245,20 @@ def _rank(gs, m) -> tuple:
 
 _ORDER = dict(holds=0, style=1, density=2)
 
+def chart_at(draft: Draft, knobs: Knobs, finish) -> Beatmap:
+    """The finished chart at `knobs`. A style rewrites the rows of the *finished* chart (snapped, chords aligned,
+    jacks removed), so that nothing undoes the pattern, and the result is finished again."""
+    bm = finish(render(draft, replace(knobs, style=None, strength=0.0)))
+    if not (knobs.style and knobs.strength > 0): return bm
+    K = draft.key_count
+    scores = np.asarray(draft.logits[:K], np.float32) + knobs.density * (HEAD_WEIGHT if draft.row_logit is not None else 1.0)
+    return finish(emphasise(bm.notes, knobs.style, knobs.strength, scores, K))
+
 def steer(draft: Draft, targets: list[Goal], finish, rounds: int = 3, max_evals: int = 10) -> Steered:
     "Render `draft`, `finish` the notes into a `Beatmap` and turn the knobs until every goal is hit (or the closest)."
     tried: dict = {}
     def run(k: Knobs):
-        if k not in tried: bm = finish(render(draft, k)); tried[k] = (bm, measure(bm))
+        if k not in tried: bm = chart_at(draft, k, finish); tried[k] = (bm, measure(bm))
         return tried[k]
     knobs, steered = Knobs(), [g for g in targets if g.tuned]
     run(knobs)
