@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--click-tracks", action="store_true", help="also write the song with a tick on every note (.wav)")
     p.add_argument("--no-refine", action="store_true", help="skip the model's note-frame refiner (11b_refiner), if it has one")
     p.add_argument("--tolerance", type=_tolerance, metavar="SCALE", default=1.0,
-                   help="steer each chart onto the prompt within SCALE × (±0.1 stars, ±0.5 MSD, ±0.02 LN ratio); "
+                   help="steer each chart onto the prompt within SCALE × (±0.2 stars, ±1 MSD, ±0.04 LN ratio); "
                         "'off': the model's chart as it is (default 1)")
     _add_prompt_args(p)
     p.add_argument("--json", action="store_true", help="print each written path with what was asked and what it got, as JSON")

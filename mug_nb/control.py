@@ -132,7 +132,7 @@ def top_patterns(m: dict, n: int = 2) -> list[str]:
     return sorted(EMPHASES, key=lambda k: -m[k])[:n]
 
 # %% ../nbs/13b_control.ipynb #6ed4c404
-TOLERANCE = dict(sr=0.1, ett=0.5, ln_ratio=0.02, skillset=0.5)     # the default half-widths of a hit
+TOLERANCE = dict(sr=0.2, ett=1.0, ln_ratio=0.04, skillset=1.0)     # the default half-widths of a hit
 TYPE_RANGES = dict(rc=(0.0, 0.09), hb=(0.12, 0.38), ln=(0.42, 1.0))  # map types as long-note ratio ranges
 
 @dataclass(frozen=True)
@@ -176,7 +176,9 @@ def goals(prompt: dict, tolerance=1.0) -> list[Goal]:
             if prompt.get(k) in (1, True): out.append(Goal("ln_ratio", k, lo, hi, "holds")); break
     out += [Goal(k, True, 1, 1, "style") for k in EMPHASES if prompt.get(k) in (1, True)]
     first = {g.knob: g for g in reversed(out)}          # one goal per knob is steered; the rest are reported
-    return [replace(g, tuned=first[g.knob] is g) for g in out]
+    styles = [g for g in out if g.knob == "style"]
+    if len(styles) > 1: first.pop("style")               # "more" of several patterns describes, it does not ask
+    return [replace(g, tuned=first.get(g.knob) is g) for g in out]
 
 # %% ../nbs/13b_control.ipynb #282bd6d2
 KNOB_RANGE = dict(density=(-12.0, 24.0), holds=(-16.0, 32.0))

@@ -86,8 +86,8 @@ def test_emphasise_makes_its_pattern_a_top_skillset():
 def test_goals_from_prompts():
     g = K.goals({"sr": 4.5, "hb": 1, "stream": True, "rank_status": "ranked", "jackspeed": False})
     assert [(x.key, x.knob) for x in g] == [("sr", "density"), ("ln_ratio", "holds"), ("stream", "style")]
-    assert (g[0].lo, g[0].hi) == (4.4, 4.6) and (g[1].lo, g[1].hi) == K.TYPE_RANGES["hb"]
-    assert K.goals({"ett": 20}, tolerance=2)[0] == K.Goal("overall", 20.0, 19.0, 21.0, "density")
+    assert (g[0].lo, g[0].hi) == (4.3, 4.7) and (g[1].lo, g[1].hi) == K.TYPE_RANGES["hb"]
+    assert K.goals({"ett": 20}, tolerance=2)[0] == K.Goal("overall", 20.0, 18.0, 22.0, "density")
     assert K.goals({"stream_ett": 15})[0].key == "stream"
     assert K.goals({"ln_ratio": 0.3, "ln": 1})[0].asked == 0.3
     assert K.goals({"sr": 3}, tolerance={"sr": 0.5})[0].hi == 3.5
@@ -137,7 +137,7 @@ def song():
 def test_generate_lands_the_star_rating_and_tags_it(song):
     for sr in (2.0, 4.5):
         bm = G.generate(song, {"sr": sr}, count=1, seed=2)[0]
-        assert abs(star_rating(bm) - sr) <= 0.1
+        assert abs(star_rating(bm) - sr) <= 0.2
         assert bm.metadata["AIControl"].startswith(f"sr: asked {sr}, got ") and "(hit)" in bm.metadata["AIControl"]
         (r,) = G.control_report(bm)
         assert r["feature"] == "sr" and r["hit"] and abs(float(r["got"]) - star_rating(bm)) < 1e-3
@@ -146,7 +146,7 @@ def test_generate_lands_the_star_rating_and_tags_it(song):
 
 def test_generate_lands_long_notes_with_a_star_rating(song):
     bm = G.generate(song, {"sr": 3.5, "ln_ratio": 0.5}, count=1, seed=2)[0]
-    assert abs(star_rating(bm) - 3.5) <= 0.1 and abs(ln_ratio(bm) - 0.5) <= 0.02
+    assert abs(star_rating(bm) - 3.5) <= 0.2 and abs(ln_ratio(bm) - 0.5) <= 0.04
 
 
 def test_tolerance_none_is_the_model_alone(song):
