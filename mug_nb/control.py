@@ -186,7 +186,7 @@ KNOB_RANGE = dict(density=(-12.0, 24.0), holds=(-16.0, 32.0))
 def tune(goal: Goal, knobs: Knobs, run, max_evals: int = 10) -> Knobs:
     "The knobs after searching `goal.knob` for a chart whose measured `goal.key` lies in [goal.lo, goal.hi]."
     if goal.knob == "style":
-        for s in (0.25, 0.5, 0.75, 1.0):
+        for s in (0.25, 0.5, 0.75, 1.0)[:max(max_evals, 1)]:
             k = replace(knobs, style=goal.key, strength=s)
             if goal.error(run(k)[1]) == 0: return k
         return k
@@ -256,7 +256,7 @@ def chart_at(draft: Draft, knobs: Knobs, finish) -> Beatmap:
     scores = np.asarray(draft.logits[:K], np.float32) + knobs.density * (HEAD_WEIGHT if draft.row_logit is not None else 1.0)
     return finish(emphasise(bm.notes, knobs.style, knobs.strength, scores, K))
 
-def steer(draft: Draft, targets: list[Goal], finish, rounds: int = 3, max_evals: int = 10) -> Steered:
+def steer(draft: Draft, targets: list[Goal], finish, rounds: int = 3, max_evals: int = 10, budget: int = 24) -> Steered:
     "Render `draft`, `finish` the notes into a `Beatmap` and turn the knobs until every goal is hit (or the closest)."
     tried: dict = {}
     def run(k: Knobs):
@@ -265,7 +265,9 @@ def steer(draft: Draft, targets: list[Goal], finish, rounds: int = 3, max_evals:
     knobs, steered = Knobs(), [g for g in targets if g.tuned]
     run(knobs)
     for _ in range(rounds if steered else 0):
-        for g in sorted(steered, key=lambda g: _ORDER[g.knob]): knobs = tune(g, knobs, run, max_evals)
-        if _miss(steered, run(knobs)[1]) == 0: break
+        for g in sorted(steered, key=lambda g: _ORDER[g.knob]):
+            left = min(max_evals, budget - len(tried))     # at most `budget` charts in all
+            if left > 0: knobs = tune(g, knobs, run, left)
+        if _miss(steered, run(knobs)[1]) == 0 or len(tried) >= budget: break
     best = min(tried, key=lambda k: (*_rank(targets, tried[k][1]), k != knobs))
     return Steered(tried[best][0], best, tried[best][1], list(targets), len(tried))

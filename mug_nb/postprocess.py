@@ -131,7 +131,7 @@ def remove_minijacks(notes, jack_interval: float = 90, key_count: int = 4) -> li
         elif hp > 1 and hp >= hl: alive[p] = False
         elif ln[i]: alive[p] = False
         else: alive[i] = False
-    return [dataclasses.replace(n, column=col[k]) for k, n in enumerate(notes) if alive[k]]
+    return [Note(n.time, col[k], n.end) for k, n in enumerate(notes) if alive[k]]
 
 # %% ../nbs/13c_postprocess.ipynb #8e20ef3b
 def align_chords(notes, window_ms: float = 20) -> list:

@@ -122,7 +122,7 @@ def test_an_impossible_request_ends_with_the_closest_chart():
     d = toy_draft(T=300)
     st = K.steer(d, K.goals({"sr": 40}), bare)
     r = st.report()[0]
-    assert not r["hit"] and r["miss"] > 0 and st.trials <= 3 * 10 + 1
+    assert not r["hit"] and r["miss"] > 0 and st.trials <= 24
     top = K.measure(bare(K.render(d, K.Knobs(density=K.KNOB_RANGE["density"][1]))))["sr"]
     assert st.measured["sr"] == pytest.approx(top)                              # the end of the range is the closest
 
@@ -180,5 +180,5 @@ def test_a_full_prompt_steers_one_goal_per_knob():
     assert len(gs) > 4 and max(Counter(g.knob for g in gs if g.tuned).values()) == 1
     assert [g.key for g in gs if g.tuned and g.knob == "density"] == ["sr"]
     st = K.steer(toy_draft(T=2000), gs, bare)
-    assert len(st.report()) == len(gs) and st.trials <= 3 * 3 * 10 + 1
+    assert len(st.report()) == len(gs) and st.trials <= 24
     assert all(r["hit"] for r in st.report() if r["steered"] and r["feature"] == "sr")
