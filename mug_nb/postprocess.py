@@ -115,22 +115,26 @@ def remove_minijacks(notes, jack_interval: float = 90, key_count: int = 4) -> li
         k = bisect.bisect_left(ls, bisect.bisect_right(t, when)) - 1     # latest long note starting at or before
         while k >= 0 and not alive[ls[k]]: k -= 1
         return k >= 0 and notes[ls[k]].end >= when - 50
+    last = {}                                  # per column: no alive earlier head lies later than this
     def move(j, dst):
         if ln[j]: lns[col[j]].remove(j); lns[dst] = sorted(lns.get(dst, []) + [j])
-        col[j] = dst
-    for i in range(len(notes)):
-        if not alive[i]: continue
+        col[j] = dst; last[dst] = max(last.get(dst, -np.inf), t[j])
+    def resolve(i):
         prev = [j for j in reversed(near(i, t[i] - iv, t[i])) if j < i and col[j] == col[i]]
-        if not prev or not [j for j in near(i, t[i], t[i] + 2 * iv) if j > i and t[j] - t[i] >= EPS_MS]: continue
+        if not prev or not [j for j in near(i, t[i], t[i] + 2 * iv) if j > i and t[j] - t[i] >= EPS_MS]: return
         p = prev[0]
         mv = next(((cand, dst) for cand, is_ln in ((i, ln[i]), (p, False)) if not is_ln
                      for dst in _pref_columns(col[cand], key_count) if not blocked(cand, dst, t[cand])), None)
-        if mv: move(*mv); continue
+        if mv: return move(*mv)
         hl, hp = (1 + len(near(k, t[k] - EPS_MS + 1e-6, t[k] + EPS_MS - 1e-6)) for k in (i, p))
         if hl > 1 and hl >= hp and not ln[i]: alive[i] = False
         elif hp > 1 and hp >= hl: alive[p] = False
         elif ln[i]: alive[p] = False
         else: alive[i] = False
+    for i in range(len(notes)):
+        if not alive[i]: continue
+        if t[i] - last.get(col[i], -np.inf) <= iv: resolve(i)        # only a note with a recent same-column head
+        if alive[i]: last[col[i]] = max(last.get(col[i], -np.inf), t[i])
     return [Note(n.time, col[k], n.end) for k, n in enumerate(notes) if alive[k]]
 
 # %% ../nbs/13c_postprocess.ipynb #8e20ef3b
