@@ -71,6 +71,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'mug_nb.control._row_size': ('control.html#_row_size', 'mug_nb/control.py'),
                                 'mug_nb.control._rows': ('control.html#_rows', 'mug_nb/control.py'),
                                 'mug_nb.control._scale': ('control.html#_scale', 'mug_nb/control.py'),
+                                'mug_nb.control.chart_at': ('control.html#chart_at', 'mug_nb/control.py'),
                                 'mug_nb.control.emphasise': ('control.html#emphasise', 'mug_nb/control.py'),
                                 'mug_nb.control.even_out': ('control.html#even_out', 'mug_nb/control.py'),
                                 'mug_nb.control.goals': ('control.html#goals', 'mug_nb/control.py'),
