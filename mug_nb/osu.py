@@ -623,12 +623,7 @@ def _parse_fast(text: str, source: str, path=None, data=None, kernels=None) -> B
     "Read a chart with the compiled kernels; `_Fallback` (or an `OsuError`) sends it to the line-by-line reader."
     objects_kernel, timing_kernel = kernels or (_objects_kernel, _timing_kernel)
     version, secs = _split_fast(text)
-    general = _check_general(secs, source)
-    bm = Beatmap(general=general, path=path, format_version=version,
-                 metadata=_parse_pairs(secs.get('Metadata', []), source, 'Metadata'),
-                 difficulty=_parse_pairs(secs.get('Difficulty', []), source, 'Difficulty'),
-                 editor=_parse_pairs(secs.get('Editor', []), source, 'Editor'),
-                 events=[l for _, l in secs.get('Events', [])])
+    bm = _head(secs, source, path, version)
     offset = 24 if version < 5 else 0
     tcols = _timing_arrays(text, data, secs.get('TimingPoints', (0, 0)), offset, timing_kernel)
     sm = min(max(_num(bm.difficulty.get('SliderMultiplier', '1.4'), source, 0, 'a number for SliderMultiplier', None), 0.4), 3.6)
@@ -667,15 +662,18 @@ def _check_general(secs: dict, source) -> dict:
         raise WrongModeError(f'{source}: not an osu!mania chart (expected "Mode: 3" in [General], got Mode {mode!r})')
     return general
 
+def _head(secs: dict, source, path, version: int) -> Beatmap:
+    "A `Beatmap` with the key-value sections and events read; timing points and notes come next."
+    return Beatmap(general=_check_general(secs, source), path=path, format_version=version,
+                   metadata=_parse_pairs(secs.get('Metadata', []), source, 'Metadata'),
+                   difficulty=_parse_pairs(secs.get('Difficulty', []), source, 'Difficulty'),
+                   editor=_parse_pairs(secs.get('Editor', []), source, 'Editor'),
+                   events=[l for _, l in secs.get('Events', [])])
+
 def _parse_lines(text: str, source: str, path=None) -> Beatmap:
     "Read a chart line by line: the reference reader, and the one that names the line of any error."
     version, secs = _split_sections(text, source)
-    general = _check_general(secs, source)
-    bm = Beatmap(general=general, path=path, format_version=version,
-                 metadata=_parse_pairs(secs.get('Metadata', []), source, 'Metadata'),
-                 difficulty=_parse_pairs(secs.get('Difficulty', []), source, 'Difficulty'),
-                 editor=_parse_pairs(secs.get('Editor', []), source, 'Editor'),
-                 events=[l for _, l in secs.get('Events', [])])
+    bm = _head(secs, source, path, version)
     offset = 24 if version < 5 else 0
     bm.timing_points = _parse_timing(secs.get('TimingPoints', []), source, offset)
     sm = _num(bm.difficulty.get('SliderMultiplier', '1.4'), source, 0, 'a number for SliderMultiplier', None)
