@@ -79,7 +79,8 @@ def _row_size(style: str, i: int, size: int, K: int) -> int:
 def emphasise(notes, style: str, strength: float, head_scores=None, key_count: int = 4, jack_ms: float = 90.0) -> list[Note]:
     "Rewrite the columns of a share `strength` (0..1) of the rows into `style` (one of `EMPHASES`), keeping their times."
     if style not in EMPHASES: raise ControlError(f"style must be one of {list(EMPHASES)}, got {style!r}")
-    if style == "stamina": return even_out(notes, strength)
+    if style == "stamina":                          # endurance: an even pace of rows without jacks
+        return emphasise(even_out(notes, strength), "technical", strength, head_scores, key_count, jack_ms)
     K, out, prev = key_count, [], []
     last = np.full(K, -math.inf)                   # when each column is free again (a hold's end, or its last head)
     for i, row in enumerate(_rows(notes)):
