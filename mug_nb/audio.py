@@ -12,13 +12,16 @@ from typing import Iterable, Sequence
 import numpy as np
 import soundfile as sf
 
+from .osu import AUDIO_EXTS
+
 from .chart import (SAMPLE_RATE, N_FFT, HOP_LENGTH, N_MELS, MEL_PER_NOTE_FRAME, FRAME_MS, MEL_FRAME_MS,
                           MEL_FRAMES, ms_to_frame, frame_to_ms, ms_to_mel_frame)
 
 # %% auto #0
 __all__ = ['MIN_DURATION', 'SILENCE_PEAK', 'MEL_PARAMS', 'AudioError', 'AudioReadError', 'AudioEmptyError', 'AudioSilentError',
-           'AudioTooShortError', 'load_audio', 'check_wave', 'log_mel', 'mel_frame_to_ms', 'mel_to_note_frame',
-           'note_to_mel_frame', 'seconds_to_mel_frames', 'content_hash', 'MelCache', 'tick', 'click_track', 'plot_mel']
+           'AudioTooShortError', 'load_audio', 'check_wave', 'find_audio', 'log_mel', 'mel_frame_to_ms',
+           'mel_to_note_frame', 'note_to_mel_frame', 'seconds_to_mel_frames', 'content_hash', 'MelCache', 'tick',
+           'click_track', 'plot_mel']
 
 # %% ../nbs/04_audio.ipynb #4d1fe6d2
 class AudioError(ValueError):
@@ -70,6 +73,19 @@ def check_wave(y: np.ndarray, sr: int = SAMPLE_RATE, name: str = "<wave>", min_d
         raise AudioTooShortError(name, f"the audio lasts {len(y)/sr:.3f} s, expected at least {min_duration} s")
     if np.abs(y).max() < SILENCE_PEAK:
         raise AudioSilentError(name, f"the audio is silent (peak {np.abs(y).max():.2e} < {SILENCE_PEAK})")
+
+# %% ../nbs/04_audio.ipynb #b7e2c4d9
+def find_audio(path, name: str | None = None) -> Path | None:
+    "The audio file `name` in folder `path` (any case), else `path` itself if a file, else the first audio file in folder `path`; None if none."
+    path = Path(path)
+    if name is not None:
+        if not name: return None
+        p = path / name
+        if p.is_file(): return p
+        low = name.lower()  # osu! runs on case-insensitive file systems
+        return next((x for x in path.iterdir() if x.name.lower() == low and x.is_file()), None)
+    if path.is_dir(): return next((p for p in sorted(path.iterdir()) if p.suffix.lower() in AUDIO_EXTS), None)
+    return path if path.exists() else None
 
 # %% ../nbs/04_audio.ipynb #781c6d40
 MEL_PARAMS = dict(sr=SAMPLE_RATE, n_mels=N_MELS, hop_length=HOP_LENGTH, n_fft=N_FFT)

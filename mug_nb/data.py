@@ -15,7 +15,7 @@ import torch
 
 from .osu import Beatmap, Note, OsuError, read_osu, read_osz, extract_osz, AUDIO_EXTS
 from .chart import NOTE_FRAMES, MEL_FRAMES, MEL_PER_NOTE_FRAME, FRAME_MS, MEL_FRAME_MS, N_MELS, notes_to_array
-from .audio import MelCache, AudioError, content_hash
+from .audio import MelCache, AudioError, content_hash, find_audio
 
 # %% auto #0
 __all__ = ['RATES', 'DataError', 'is_rate_edit', 'chart_hash', 'Unit', 'scan_sources', 'process_unit', 'read_journal',
@@ -81,13 +81,6 @@ def scan_sources(sources, exclude=None) -> list[Unit]:
     return sorted(units, key=lambda u: u.key)
 
 # %% ../nbs/06_data.ipynb #75b4b599
-def _find_audio(folder: Path, name: str | None) -> Path | None:
-    if not name: return None
-    p = folder / name
-    if p.is_file(): return p
-    low = name.lower()  # osu! runs on case-insensitive file systems
-    return next((x for x in folder.iterdir() if x.name.lower() == low and x.is_file()), None)
-
 def _default_features(bm: Beatmap) -> dict:
     from mug_nb.features import compute_features
     return compute_features(bm)
@@ -124,7 +117,7 @@ def process_unit(unit: Unit, out_dir, key_count: int = 4, feature_fn: Callable |
         except OsuError as e: skip(str(e)); continue
         if k != key_count: skip(f"{k}K chart, expected {key_count}K"); continue
         if not bm.notes: skip("chart has no notes"); continue
-        audio = _find_audio(folder, bm.audio_filename)
+        audio = find_audio(folder, bm.audio_filename or '')
         if audio is None: skip(f"audio file {bm.audio_filename!r} not found next to the chart"); continue
         if audio not in mels:
             try:
@@ -316,12 +309,13 @@ def retime(notes, rate: float = 1.0, shift_ms: float = 0.0) -> list[Note]:
     return [Note(f(n.time), n.column, None if n.end is None else f(n.end)) for n in notes]
 
 # %% ../nbs/06_data.ipynb #83eeb8d2
-def resize_time(mel: np.ndarray, width: int) -> np.ndarray:
-    "Linear resize along axis 1 to `width` columns with cv2.resize's (INTER_LINEAR) sampling."
-    T = mel.shape[1]
-    if width == T: return mel
-    x = (np.arange(width) + 0.5) * (T / width) - 0.5
-    x = np.clip(x, 0, T - 1); x0 = np.floor(x).astype(int); x1 = np.minimum(x0 + 1, T - 1); w = (x - x0).astype(mel.dtype)
+def resize_time(mel: np.ndarray, width: int, cols: range | None = None) -> np.ndarray:
+    "Linear resize along axis 1 to `width` columns with cv2.resize's (INTER_LINEAR) sampling; only output columns `cols` if given."
+    T = mel.shape[1]; cols = range(width) if cols is None else cols
+    if width == T: return mel[:, cols.start:cols.stop]
+    x = np.clip((np.arange(cols.start, cols.stop) + 0.5) * (T / width) - 0.5, 0, T - 1)
+    x0 = np.floor(x).astype(int); x1 = np.minimum(x0 + 1, T - 1)
+    w = (x - x0).astype(np.promote_types(mel.dtype, np.float32))     # float16 (cached) mels interpolate in float32
     return mel[:, x0] * (1 - w) + mel[:, x1] * w
 
 def pitch_shift(mel: np.ndarray, bins: int) -> np.ndarray:
@@ -350,13 +344,7 @@ def window(mel: np.ndarray, rate: float, start: int, frames: int) -> np.ndarray:
     T = mel.shape[1]; W = int(round(T / rate))
     a, b = max(start, 0), min(start + frames, W)            # output columns [a, b) exist in the resized mel
     out = np.zeros((mel.shape[0], frames), np.float32)
-    if b <= a: return out
-    if W == T: out[:, a - start:b - start] = mel[:, a:b]; return out   # no resize: a plain slice
-    src = np.clip((np.arange(a, b) + 0.5) * (T / W) - 0.5, 0, T - 1)
-    x0 = np.floor(src).astype(int); x1 = np.minimum(x0 + 1, T - 1); w = (src - x0).astype(np.float32)
-    lo, hi = x0[0], x1[-1] + 1
-    block = np.asarray(mel[:, lo:hi], np.float32)
-    out[:, a - start:b - start] = block[:, x0 - lo] * (1 - w) + block[:, x1 - lo] * w
+    if b > a: out[:, a - start:b - start] = resize_time(mel, W, range(a, b))
     return out
 
 # %% ../nbs/06_data.ipynb #f3810784

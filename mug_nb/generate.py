@@ -118,20 +118,14 @@ class LoadedSong:
     def duration_ms(self) -> float: return len(self.wave) / C.SAMPLE_RATE * 1000
 
 # %% ../nbs/14_generate.ipynb #eb9f38b5
-def _find_audio(path: Path) -> Path:
-    if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_EXTS)
-        if not found: raise GenerateError(f"{path}: no audio file ({', '.join(AUDIO_EXTS)}) in this folder")
-        return found[0]
-    if not path.exists(): raise GenerateError(f"{path}: no such audio file")
-    return path
-
 def prepare_audio(audio, title: str | None = None) -> LoadedSong:
     "Load and check a song (path, folder or waveform at 22050 Hz) and compute its log-mel once."
-    from mug_nb.audio import load_audio, log_mel
+    from mug_nb.audio import find_audio, load_audio, log_mel
     if isinstance(audio, LoadedSong): return dataclasses.replace(audio, title=title) if title else audio
     if isinstance(audio, (str, Path)):
-        path = _find_audio(Path(audio))
+        path, given = find_audio(audio), Path(audio)
+        if path is None and given.is_dir(): raise GenerateError(f"{given}: no audio file ({', '.join(AUDIO_EXTS)}) in this folder")
+        if path is None: raise GenerateError(f"{given}: no such audio file")
         try: wave = load_audio(path)
         except ValueError as e: raise GenerateError(str(e).splitlines()[0]) from None        # AudioError: names file and problem
         except Exception as e: raise GenerateError(f"{path}: cannot read audio ({type(e).__name__})") from None
