@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/bench_train_step.py [--threads N] [--repeat R] [--frames T]
 
 One step = forward + loss + backward + optimizer step, with the loss functions the trainer calls
-(`mug_nb.train.vae_loss` and `mug_nb.train.latent_diffusion_loss`). Shapes (the goal's):
+(`mug_nb.vae.vae_loss` and `mug_nb.train.latent_diffusion_loss`). Shapes (the goal's):
 * tiny VAE (`Config.tiny().vae`, 330,016 parameters; `--vae-width 32` for the bundled one's): a batch of 4 note arrays 16 x T (T = 4096 note frames,
   a 190 s song), Adam, sampled posterior + KL.
 * tiny diffusion (`build_model(Config.tiny())`, VAE frozen): a batch of 2 songs of T note frames and 8T mel
@@ -16,8 +16,8 @@ import time
 import torch
 
 from mug_nb.model import Config, build_model
-from mug_nb.train import StageConfig, latent_diffusion_loss, missing_ids, vae_loss
-from mug_nb.vae import ManiaReconstructLoss
+from mug_nb.train import StageConfig, latent_diffusion_loss, missing_ids
+from mug_nb.vae import ManiaReconstructLoss, vae_loss
 
 GOAL_S = 1.0
 
@@ -73,7 +73,7 @@ def main(argv=None):
     last = {}
 
     def vae_step():
-        loss = vae_loss(vae, crit, vb, cfg.vae.kl_weight, sample=True)
+        loss, _ = vae_loss(vae, crit, vb["note"], vb["valid_flag"], kl_weight=cfg.vae.kl_weight)
         vopt.zero_grad(set_to_none=True); loss.backward(); vopt.step()
         last["vae"] = loss.item()
     n_vae = sum(p.numel() for p in vae.parameters())

@@ -26,7 +26,7 @@ from .model import Config, build_model, load_checkpoint, model_vocab, save_check
 # %% auto #0
 __all__ = ['SYNTH_CHARTS', 'TrainError', 'StageConfig', 'TrainConfig', 'load_train_config', 'model_config', 'seed_all',
            'batch_seed', 'EpochBatchSampler', 'optimizer_state', 'restore_optimizer', 'rng_state', 'set_rng_state',
-           'save_training_checkpoint', 'load_training_checkpoint', 'vae_loss', 'drop_prompt', 'missing_ids',
+           'save_training_checkpoint', 'load_training_checkpoint', 'drop_prompt', 'missing_ids',
            'latent_diffusion_loss', 'make_drafts', 'DraftDataset', 'refiner_batch_loss', 'lr_at', 'evaluate_loss',
            'fit', 'plot_history', 'split_dataset', 'train_model', 'augment_mel', 'mirror_notes', 'SynthChartDataset',
            'train_main']
@@ -195,20 +195,6 @@ def load_training_checkpoint(path, model: torch.nn.Module, opt: torch.optim.Opti
     if opt is not None: restore_optimizer(opt, load_file(str(path / "optimizer.safetensors")), state["optimizer"])
     set_rng_state(state["rng"])
     return state
-
-# %% ../nbs/13_train.ipynb #ce875cb8
-def vae_loss(vae: torch.nn.Module, recon_loss: Callable, batch: dict, kl_weight: float = 1e-5,
-             sample: bool = True, head_pos_weight: float | None = None) -> torch.Tensor:
-    "Reconstruction + `kl_weight` × KL of one batch (the posterior is sampled when `sample`)."
-    x = batch["note"]
-    post = vae.encode(x)
-    recon = vae.decode(post.sample() if sample else post.mode())
-    rec = recon_loss(x, recon, batch["valid_flag"])
-    rec = rec[0] if isinstance(rec, tuple) else rec
-    if head_pos_weight:                      # heads are ~5% of frames: weight the positives (see below)
-        K = x.shape[1] // 4
-        rec = rec + F.binary_cross_entropy_with_logits(recon[:, :K], x[:, :K], pos_weight=torch.tensor(head_pos_weight))
-    return rec + kl_weight * post.kl()
 
 # %% ../nbs/13_train.ipynb #7688659e
 def drop_prompt(ids: torch.Tensor, missing: torch.Tensor, feature_p: float, all_p: float,
@@ -386,10 +372,11 @@ def train_model(train_ds, val_ds, tc: TrainConfig, out_dir, resume: bool = False
     (out_dir / "model_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))   # the architecture, in full
     hist, vae = {}, model.model.first_stage_model
     if "vae" in tc.stages:
-        from mug_nb.vae import ManiaReconstructLoss
+        from mug_nb.vae import ManiaReconstructLoss, vae_loss
         vae.requires_grad_(True)
         rl = ManiaReconstructLoss()
-        lf = lambda m, b: vae_loss(m, rl, b, tc.vae.kl_weight, sample=m.training, head_pos_weight=tc.vae.head_pos_weight)
+        lf = lambda m, b: vae_loss(m, rl, b["note"], b["valid_flag"], sample_posterior=m.training,
+                                   kl_weight=tc.vae.kl_weight, head_pos_weight=tc.vae.head_pos_weight)[0]
         hist["vae"] = fit("vae", vae, list(vae.parameters()), lf, train_ds, val_ds, tc, out_dir, resume, stop_after, progress)
         if stop_after is not None:                            # `stop_after` counts the steps of both stages
             stop_after = stop_after - hist["vae"]["step"] if hist["vae"]["finished"] else 0

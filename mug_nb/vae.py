@@ -281,12 +281,18 @@ TINY_DDCONFIG = dict(x_channels=16, middle_channels=16, z_channels=16, num_group
                      channel_mult=(1, 2, 4, 4), num_res_blocks=1)  # 330,016 parameters: the compat fixture's VAE
 
 def vae_loss(vae: AutoencoderKL, criterion: ManiaReconstructLoss, notes: torch.Tensor,
-             valid_flag: torch.Tensor | None = None, sample_posterior: bool = True, split: str = "train"):
-    "Reconstruction + kl_weight·KL for a batch of note arrays; returns (loss, logs prefixed with `split/`)."
+             valid_flag: torch.Tensor | None = None, sample_posterior: bool = True, split: str = "train",
+             kl_weight: float | None = None, head_pos_weight: float | None = None):
+    """Reconstruction + `kl_weight` (default `vae.kl_weight`) × KL for a batch of note arrays; returns (loss, logs
+    prefixed with `split/`). `head_pos_weight` adds a BCE on the note heads with that positive weight."""
     rec, post = vae(notes, sample_posterior=sample_posterior)
     loss, logs = criterion(notes, rec, valid_flag)
+    if head_pos_weight:                  # heads are ~5% of frames: weight the positives (13_train tells why)
+        K = notes.shape[1] // 4
+        head = F.binary_cross_entropy_with_logits(rec[:, :K], notes[:, :K], pos_weight=torch.tensor(head_pos_weight))
+        loss = loss + head; logs.update(head_loss=head.item())
     kl = post.kl()
-    loss = loss + vae.kl_weight * kl
+    loss = loss + (vae.kl_weight if kl_weight is None else kl_weight) * kl
     with torch.no_grad():
         z = post.mode()
         logs.update(kl_loss=kl.item(), kl_var=post.std.mean().item(), z_std=z.std().item(), z_mean=z.mean().item())
