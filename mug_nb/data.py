@@ -387,7 +387,10 @@ class ChartDataset(torch.utils.data.Dataset):
     def _path(self, p): return self.root / p if not os.path.isabs(p) else Path(p)
 
 # %% ../nbs/06_data.ipynb #8386c72a
-def _draw(self, rng, e) -> dict:
+from fastcore.basics import patch
+
+@patch
+def draw(self: ChartDataset, rng, e) -> dict:
     "Draw this item's augmentation parameters."
     a = self.augment
     rate = float(rng.uniform(*a.rate)) if rng.random() < a.rate_p else 1.0
@@ -400,16 +403,16 @@ def _draw(self, rng, e) -> dict:
     return dict(rate=rate, shift_frames=shift, pitch=pitch, start_frame=start, mirror=bool(rng.random() < a.mirror_p),
                 random=bool(rng.random() < a.random_p), freq=bool(rng.random() < a.freq_mask_p))
 
-def _encode(self, notes, key_count, rate=1.0, offset_ms=0.0):
+@patch
+def encode(self: ChartDataset, notes, key_count, rate=1.0, offset_ms=0.0):
     "Note array (4K, T) and valid flag (T,) (float32) of the notes at `rate`, moved by `offset_ms`, inside the window."
     notes = [n for n in notes if int(n.time) / rate + offset_ms >= 0]   # heads before a crop's start are not in it
     note, valid = notes_to_array(notes, key_count, self.note_frames, rate=rate, offset_ms=offset_ms)
     return np.asarray(note, np.float32), np.asarray(valid, np.float32)
 
-ChartDataset.draw, ChartDataset.encode = _draw, _encode
-
 # %% ../nbs/06_data.ipynb #633aef4f
-def _audio(self, e, p, valid, rng) -> np.ndarray:
+@patch
+def audio(self: ChartDataset, e, p, valid, rng) -> np.ndarray:
     "The mel window that matches the notes: rate, shift, crop, pad, tail mask, frequency mask, pitch."
     mel = self.cache.load(e["mel_key"], mmap=True)
     mel = window(mel, p["rate"], p["start_frame"] * MEL_PER_NOTE_FRAME - p["shift_frames"], self.mel_frames)
@@ -420,7 +423,8 @@ def _audio(self, e, p, valid, rng) -> np.ndarray:
     if p["pitch"]: mel = pitch_shift(mel, p["pitch"])
     return np.ascontiguousarray(mel, np.float32)
 
-def _prompt(self, e, bm, p, rng) -> np.ndarray:
+@patch
+def prompt(self: ChartDataset, e, bm, p, rng) -> np.ndarray:
     "21 prompt ids: stored features (recomputed at the augmented rate), each key dropped with p."
     from mug_nb.features import prompt_from_chart, prompt_to_ids, DEFAULT_VOCAB
     feats = dict(e.get("features") or {})
@@ -430,8 +434,6 @@ def _prompt(self, e, bm, p, rng) -> np.ndarray:
     vocab = self.vocab or DEFAULT_VOCAB
     keep = {k: v for k, v in feats.items() if k in vocab.names and rng.random() >= self.augment.feature_dropout_p}
     return np.asarray(prompt_to_ids(keep, vocab, clip=True), np.int64)
-
-ChartDataset.audio, ChartDataset.prompt = _audio, _prompt
 
 # %% ../nbs/06_data.ipynb #2384acb9
 def onset_strength(mel) -> np.ndarray:

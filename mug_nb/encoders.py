@@ -9,6 +9,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _torch_checkpoint
 from einops import rearrange
@@ -64,16 +65,16 @@ class CrossAttention(nn.Module):
         self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(dropout))
 
 # %% ../nbs/08_encoders.ipynb #b92efedf
-def _tables(self: CrossAttention, n_q: int, n_k: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+@patch
+def tables(self: CrossAttention, n_q: int, n_k: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     "The additive (P) and multiplicative (C) tables for n_q queries and n_k keys, (heads, n_q, n_k) each."
     idx = relative_index(n_q, n_k, self.position_max_embedding, device)
     return self.relative_position_embedding[idx].permute(2, 0, 1), self.C_embedding[idx].permute(2, 0, 1)
 
-CrossAttention.tables = _tables
-
 # %% ../nbs/08_encoders.ipynb #cd53ce53
-def _attention_forward(self: CrossAttention, x: torch.Tensor, context: torch.Tensor | None = None,
-                       mask: torch.Tensor | None = None) -> torch.Tensor:
+@patch
+def forward(self: CrossAttention, x: torch.Tensor, context: torch.Tensor | None = None,
+            mask: torch.Tensor | None = None) -> torch.Tensor:
     "x (B, n, query_dim), context (B, m, context_dim) or None (self-attention), mask (B, m) booleans: True = attend."
     if mask is not None and self.relative_position:
         raise EncoderError("CrossAttention: masks are only supported with relative_position=False")
@@ -87,8 +88,6 @@ def _attention_forward(self: CrossAttention, x: torch.Tensor, context: torch.Ten
         sim = (q @ k.transpose(-1, -2) + P) * self.scale
         out = (sim.softmax(dim=-1) * C) @ v
     return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
-
-CrossAttention.forward = _attention_forward
 
 # %% ../nbs/08_encoders.ipynb #69233c86
 class GEGLU(nn.Module):

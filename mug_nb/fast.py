@@ -9,6 +9,7 @@ import copy
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 from einops import rearrange
 
@@ -430,8 +431,9 @@ class FastUNet(UNetModel):
         return consts
 
 # %% ../nbs/12b_fast.ipynb #69e9457d
-def _fast_unet_forward(self: FastUNet, x: torch.Tensor, timesteps: torch.Tensor, context=None, *audios,
-                       halves: bool = False) -> torch.Tensor:
+@patch
+def forward(self: FastUNet, x: torch.Tensor, timesteps: torch.Tensor, context=None, *audios,
+            halves: bool = False) -> torch.Tensor:
     audios = self.level_audio(x, audios)
     if halves and (context is None or context.shape[0] != 2 * x.shape[0]):
         raise UNetError(f"UNetModel: halves=True needs a context of batch 2 x {x.shape[0]}, "
@@ -458,8 +460,6 @@ def _fast_unet_forward(self: FastUNet, x: torch.Tensor, timesteps: torch.Tensor,
             h = _run_block(module, torch.cat([h, skip], dim=1), st, context, c); c = None
     h = self.out(h)
     return torch.cat([h, h]) if st["B"] else h
-
-FastUNet.forward = _fast_unet_forward
 
 # %% ../nbs/12b_fast.ipynb #905e8138
 _HALVED = ("in", "skip", "skip_b")                           # the audio constants that carry a batch dimension

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 import numpy as np
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['JIT_AFTER', 'AUDIO_EXTS', 'MAX_OSZ_BYTES', 'MAX_CHART_BYTES', 'MAX_RATIO', 'RATIO_MIN_BYTES', 'OsuError',
@@ -136,7 +137,9 @@ def note_columns(notes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     e = np.array([x.end for x in notes], np.float64)  # None becomes NaN
     return t, c, e
 
-def _get_notes(self) -> NoteList:
+@patch(as_prop=True)
+def notes(self: Beatmap) -> NoteList:
+    "The notes as a `NoteList` of `Note`s (in step with `note_arrays()`)."
     if self._notes is None:  # arrays only (straight from `read_osu`): make the Note objects, once
         t, c, e = self._cols
         tap = np.isnan(e); ends = np.where(tap, 0, e).astype(np.int64).astype(object); ends[tap] = None
@@ -144,16 +147,19 @@ def _get_notes(self) -> NoteList:
         self._seen = self._notes.version
     return self._notes
 
-def _set_notes(self, notes):
+@patch(set_prop=True)
+def notes(self: Beatmap, notes):
     self._notes = notes if isinstance(notes, NoteList) else NoteList(notes)
     self._cols, self._seen = None, -1
 
-def _set_note_arrays(self, time, column, end):
+@patch
+def _set_note_arrays(self: Beatmap, time, column, end):
     "Make three arrays (start ms, column, end ms or NaN; whole ms) the notes of this beatmap."
     for a in (time, column, end): a.flags.writeable = False
     self._notes, self._cols, self._seen = None, (time, column, end), -1
 
-def _note_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@patch
+def note_arrays(self: Beatmap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "The notes as read-only arrays (see `note_columns`), rebuilt only when `notes` changed since they were made."
     if self._cols is None or (self._notes is not None and self._notes.version != self._seen):
         t, c, e = note_columns(self._notes)
@@ -161,23 +167,21 @@ def _note_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self._cols, self._seen = (t, c, e), self._notes.version
     return self._cols
 
-Beatmap.notes = property(_get_notes, _set_notes, doc="The notes as a `NoteList` of `Note`s (in step with `note_arrays()`).")
-Beatmap.note_arrays, Beatmap._set_note_arrays = _note_arrays, _set_note_arrays
-
 # %% ../nbs/01_osu.ipynb #48f4a8a8
-def _get_timing(self) -> list:
+@patch(as_prop=True)
+def timing_points(self: Beatmap) -> list:
+    "The `TimingPoint`s (made on first use after a fast read)."
     if self._tps is None:  # arrays only (from the fast reader): make the TimingPoint objects, once
         self._tps, self._tp_cols = list(map(TimingPoint, *(c.tolist() for c in self._tp_cols))), None
     return self._tps
 
-def _set_timing(self, tps): self._tps, self._tp_cols = tps, None
+@patch(set_prop=True)
+def timing_points(self: Beatmap, tps): self._tps, self._tp_cols = tps, None
 
-def _set_timing_arrays(self, cols):
+@patch
+def _set_timing_arrays(self: Beatmap, cols):
     "Make eight arrays (time, beat length, meter, uninherited, sample set, sample index, volume, effects) the timing points."
     self._tps, self._tp_cols = None, cols
-
-Beatmap.timing_points = property(_get_timing, _set_timing, doc="The `TimingPoint`s (made on first use after a fast read).")
-Beatmap._set_timing_arrays = _set_timing_arrays
 
 # %% ../nbs/01_osu.ipynb #976c099f
 def _key_count(difficulty: dict, source='<beatmap>') -> int:
@@ -192,24 +196,29 @@ def _key_count(difficulty: dict, source='<beatmap>') -> int:
 def _times(self):
     return [n.time for n in self.notes], [n.end if n.end is not None else n.time for n in self.notes]
 
-def _first_ms(self) -> int | None:
+@patch(as_prop=True)
+def first_ms(self: Beatmap) -> int | None:
     "Time of the first note head (None for an empty chart)."
     return min(_times(self)[0], default=None)
 
-def _last_ms(self) -> int | None:
+@patch(as_prop=True)
+def last_ms(self: Beatmap) -> int | None:
     "Time of the last thing to happen: the latest head or tail."
     return max(_times(self)[1], default=None)
 
-def _duration_ms(self) -> int:
+@patch(as_prop=True)
+def duration_ms(self: Beatmap) -> int:
     "Playable length as osu! computes it: last tail (or head) minus first head."
     return 0 if not self.notes else self.last_ms - self.first_ms
 
-def _bpm_range(self) -> tuple[float, float] | None:
+@patch
+def bpm_range(self: Beatmap) -> tuple[float, float] | None:
     "(lowest, highest) tempo of the red timing lines, or None without any."
     bpms = [tp.bpm for tp in self.timing_points if tp.bpm is not None]
     return (min(bpms), max(bpms)) if bpms else None
 
-def _summary(self) -> dict:
+@patch
+def summary(self: Beatmap) -> dict:
     "The facts `mug-nb info` prints: keys, notes, holds, duration, tempo range, names."
     lo, hi = self.bpm_range() or (None, None)
     return {'title': self.metadata.get('Title', ''), 'artist': self.metadata.get('Artist', ''),
@@ -217,15 +226,12 @@ def _summary(self) -> dict:
             'holds': self.n_holds, 'taps': self.n_taps, 'first_ms': self.first_ms, 'last_ms': self.last_ms,
             'duration_ms': self.duration_ms, 'bpm_min': lo, 'bpm_max': hi, 'audio': self.audio_filename}
 
-def _with_notes(self, notes) -> Beatmap:
+@patch
+def with_notes(self: Beatmap, notes) -> Beatmap:
     "A copy of this beatmap with other notes (sorted by time), e.g. a generated chart on a template."
     return replace(self, notes=sorted(notes, key=lambda n: n.time), general=dict(self.general),
                    metadata=dict(self.metadata), difficulty=dict(self.difficulty), events=list(self.events),
                    timing_points=list(self.timing_points))
-
-Beatmap.first_ms, Beatmap.last_ms = property(_first_ms), property(_last_ms)
-Beatmap.duration_ms, Beatmap.bpm_range = property(_duration_ms), _bpm_range
-Beatmap.summary, Beatmap.with_notes = _summary, _with_notes
 
 # %% ../nbs/01_osu.ipynb #4fe9e1d1
 _HEADER = re.compile(r'osu file format v(\d+)')

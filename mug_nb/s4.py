@@ -10,11 +10,12 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 # %% auto #0
-__all__ = ['S4Error', 'hippo_legs', 'nplr_legs', 'discretize', 'matrix_power', 'nplr_kernel', 'SSKernelNPLR', 'step_matrices',
-           'recurrent_kernel', 'SSKernel', 'S4', 'S4Layer', 'set_s4_mode', 's4_recurrent']
+__all__ = ['S4Error', 'hippo_legs', 'nplr_legs', 'discretize', 'matrix_power', 'nplr_kernel', 'SSKernelNPLR', 'SSKernel', 'S4',
+           'S4Layer', 'set_s4_mode', 's4_recurrent']
 
 # %% ../nbs/09_s4.ipynb #1ba96826
 class S4Error(ValueError):
@@ -123,8 +124,9 @@ class SSKernelNPLR(nn.Module):
                           _r2c(self.B)[0].to(torch.cdouble), dt)
 
 # %% ../nbs/09_s4.ipynb #c683a97d
+@patch
 @torch.no_grad()
-def _setup_C(self, L: int):
+def _setup_C(self: SSKernelNPLR, L: int):
     "Rewrite C into C~ for length L (first use) or for the doubled length (L > self.L)."
     cur = int(self.L)
     if cur == 0: n, sign = L, -1.0
@@ -138,10 +140,9 @@ def _setup_C(self, L: int):
     self.L.fill_(L if cur == 0 else 2 * cur)
     self._cache.clear()
 
-SSKernelNPLR._setup_C = _setup_C
-
 # %% ../nbs/09_s4.ipynb #04fac23a
-def _kernel_forward(self, L: int) -> torch.Tensor:
+@patch
+def forward(self: SSKernelNPLR, L: int) -> torch.Tensor:
     "The (channels, H, L) convolution kernel; sets up / doubles C~ first when needed."
     if int(self.L) == 0 or L > int(self.L):
         if int(self.L) == 0: self._setup_C(L)
@@ -158,11 +159,10 @@ def _kernel_forward(self, L: int) -> torch.Tensor:
         self._cache.clear(); self._cache[key] = k
     return k
 
-SSKernelNPLR.forward = _kernel_forward
-
 # %% ../nbs/09_s4.ipynb #e35e9006
+@patch
 @torch.no_grad()
-def step_matrices(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def step_matrices(self: SSKernelNPLR) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "(dA, dB, dC) for the recurrence, full conjugate state; dC undoes the C~ rewriting."
     dA, dB = self.discrete()
     C = _conj(_r2c(self.C).to(torch.cdouble))
@@ -172,7 +172,8 @@ def step_matrices(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         C = torch.linalg.solve(M.transpose(-1, -2), C.permute(1, 2, 0)).permute(2, 0, 1)
     return dA, dB, C
 
-def recurrent_kernel(self, L: int) -> torch.Tensor:
+@patch
+def recurrent_kernel(self: SSKernelNPLR, L: int) -> torch.Tensor:
     "Kernel taps C dA^l dB for l < L from the recurrence (slow; for checking)."
     dA, dB, C = self.step_matrices()
     taps, x = [], dB
@@ -180,9 +181,6 @@ def recurrent_kernel(self, L: int) -> torch.Tensor:
         taps.append(torch.einsum("chn,hn->ch", C, x).real)
         x = torch.einsum("hmn,hn->hm", dA, x)
     return torch.stack(taps, -1).float()
-
-SSKernelNPLR.step_matrices = step_matrices
-SSKernelNPLR.recurrent_kernel = recurrent_kernel
 
 # %% ../nbs/09_s4.ipynb #962327e7
 class SSKernel(nn.Module):
