@@ -402,17 +402,17 @@ def train_model(train_ds, val_ds, tc: TrainConfig, out_dir, resume: bool = False
     return model, hist
 
 # %% ../nbs/13_train.ipynb #58012f80
-def augment_mel(mel: np.ndarray, rng: np.random.RandomState = np.random) -> np.ndarray:
-    "Random gain, spectral tilt, pitch roll, frequency mask and noise floor on a log1p mel (n_mels, T)."
+def augment_mel(mel: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Random gain, spectral tilt and noise floor on a log1p mel (n_mels, T), then `mug_nb.data`'s pitch shift and
+    frequency mask. Without `rng`, one is seeded from the global numpy RNG (so reseeding replays it)."""
+    from mug_nb.data import freq_mask, pitch_shift
+    rng = np.random.default_rng(np.random.randint(2**31)) if rng is None else rng
     P = np.expm1(mel.astype(np.float32))
     n = P.shape[0]
     P = P * np.exp(rng.uniform(-1.4, 1.4)) * np.exp(rng.uniform(-2, 2) * (np.arange(n)[:, None] / n - 0.5))
-    P = P + rng.uniform(0, 0.05) * rng.random_sample(P.shape).astype(np.float32)
-    k = rng.randint(-3, 4)
-    if k: P = np.roll(P, k, axis=0); (P.__setitem__(slice(0, k), 0) if k > 0 else P.__setitem__(slice(n + k, n), 0))
-    if rng.random_sample() < 0.3:
-        f = rng.randint(0, 16); f0 = rng.randint(0, n - f); P[f0:f0 + f] = 0
-    return np.log1p(np.maximum(P, 0)).astype(np.float32)
+    P = P + rng.uniform(0, 0.05) * rng.random(P.shape, np.float32)
+    mel = pitch_shift(np.log1p(np.maximum(P, 0)).astype(np.float32), int(rng.integers(-3, 4)))
+    return freq_mask(mel, rng, 16) if rng.random() < 0.3 else mel
 
 def mirror_notes(note: np.ndarray, key_count: int = 4) -> np.ndarray:
     "Mirror a (4K, T) note array: column c becomes K-1-c in each of the four channel groups."
