@@ -9,6 +9,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from .vae import Normalize, Downsample, Upsample
@@ -146,7 +147,8 @@ class UNetModel(nn.Module):
             if prompt_embedding else None
 
 # %% ../nbs/10_unet.ipynb #e987818d
-def _unet_forward(self: UNetModel, x: torch.Tensor, timesteps: torch.Tensor, context=None, *audios) -> torch.Tensor:
+@patch
+def forward(self: UNetModel, x: torch.Tensor, timesteps: torch.Tensor, context=None, *audios) -> torch.Tensor:
     audios = self.level_audio(x, audios)
     if timesteps.ndim == 2: timesteps = timesteps[:, 0]
     emb = self.time_embed(timestep_embedding(timesteps, self.model_channels))
@@ -161,15 +163,14 @@ def _unet_forward(self: UNetModel, x: torch.Tensor, timesteps: torch.Tensor, con
         else: h = module(torch.cat([h, hs.pop()], dim=1), emb, context)
     return self.out(h)
 
-def _level_audio(self: UNetModel, x: torch.Tensor, audios) -> list:
+@patch
+def level_audio(self: UNetModel, x: torch.Tensor, audios) -> list:
     "The audio maps of levels 0..n-1 (the last n given), after checking them and the latent's length."
     n = len(self.channel_mult)
     if len(audios) < n: raise UNetError(f"UNetModel: needs at least {n} audio maps, got {len(audios)}")
     if x.shape[-1] % 2 ** (n - 1):
         raise UNetError(f"UNetModel: latent length {x.shape[-1]} must be a multiple of {2 ** (n - 1)}")
     return list(audios[-n:])
-
-UNetModel.forward, UNetModel.level_audio = _unet_forward, _level_audio
 
 # %% ../nbs/10_unet.ipynb #45611284
 def parameter_table(unet: UNetModel) -> list[tuple[str, str, int]]:

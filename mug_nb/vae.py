@@ -10,6 +10,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _torch_checkpoint
 
@@ -81,19 +82,19 @@ class ResnetBlock(nn.Module):
             else: self.nin_shortcut = conv_nd(dims, in_channels, out_channels, 1)
 
 # %% ../nbs/07_vae.ipynb #fad427dd
-def _resnet_forward(self: ResnetBlock, x: torch.Tensor) -> torch.Tensor:
+@patch
+def _forward(self: ResnetBlock, x: torch.Tensor) -> torch.Tensor:
     h = self.conv1(F.silu(self.norm1(x)))
     h = self.conv2(self.dropout(F.silu(self.norm2(h))))
     if self.in_channels != self.out_channels:
         x = self.conv_shortcut(x) if self.use_conv_shortcut else self.nin_shortcut(x)
     return x + h
 
-def _resnet_call(self: ResnetBlock, x: torch.Tensor) -> torch.Tensor:
+@patch
+def forward(self: ResnetBlock, x: torch.Tensor) -> torch.Tensor:
     if self.use_checkpoint and self.training and torch.is_grad_enabled():
         return _torch_checkpoint(self._forward, x, use_reentrant=False)
     return self._forward(x)
-
-ResnetBlock._forward, ResnetBlock.forward = _resnet_forward, _resnet_call
 
 # %% ../nbs/07_vae.ipynb #632b2e28
 FULL_DDCONFIG = dict(x_channels=16, middle_channels=64, z_channels=16, num_groups=8,
@@ -127,15 +128,14 @@ def _mid(ch: int, num_groups: int) -> nn.Module:
     return mid
 
 # %% ../nbs/07_vae.ipynb #09d2336a
-def _encoder_forward(self: Encoder, x: torch.Tensor) -> torch.Tensor:
+@patch
+def forward(self: Encoder, x: torch.Tensor) -> torch.Tensor:
     h = self.conv_in(x)
     for i, level in enumerate(self.down):
         for block in level.block: h = block(h)
         if i != self.num_resolutions - 1: h = level.downsample(h)
     h = self.mid.block_2(self.mid.block_1(h))
     return self.conv_out(F.silu(self.norm_out(h)))
-
-Encoder.forward = _encoder_forward
 
 # %% ../nbs/07_vae.ipynb #424727e2
 class Decoder(nn.Module):
@@ -160,14 +160,13 @@ class Decoder(nn.Module):
         self.norm_out = Normalize(ch, num_groups)
         self.conv_out = nn.Conv1d(ch, x_channels, kernel_size=3, padding=1)
 
-def _decoder_forward(self: Decoder, z: torch.Tensor) -> torch.Tensor:
+@patch
+def forward(self: Decoder, z: torch.Tensor) -> torch.Tensor:
     h = self.mid.block_2(self.mid.block_1(self.conv_in(z)))
     for i in reversed(range(self.num_resolutions)):
         for block in self.up[i].block: h = block(h)
         if i != 0: h = self.up[i].upsample(h)
     return self.conv_out(F.silu(self.norm_out(h)))
-
-Decoder.forward = _decoder_forward
 
 # %% ../nbs/07_vae.ipynb #e2fb61f8
 class DiagonalGaussianDistribution:
