@@ -186,8 +186,9 @@ KNOB_RANGE = dict(density=(-12.0, 24.0), holds=(-16.0, 32.0))
 
 def tune(goal: Goal, knobs: Knobs, run, max_evals: int = 10) -> Knobs:
     "The knobs after searching `goal.knob` for a chart whose measured `goal.key` lies in [goal.lo, goal.hi]."
-    if goal.knob == "style":
-        for s in (0.25, 0.5, 0.75, 1.0)[:max(max_evals, 1)]:
+    if goal.knob == "style":                           # the weakest strength that lands, from the current one up
+        s0 = knobs.strength if knobs.style == goal.key else 0.0
+        for s in sorted({x for x in (s0, 0.25, 0.5, 0.75, 1.0) if x >= s0 and x > 0})[:max(max_evals, 1)]:
             k = replace(knobs, style=goal.key, strength=s)
             if goal.error(run(k)[1]) == 0: return k
         return k
@@ -257,13 +258,16 @@ def chart_at(draft: Draft, knobs: Knobs, finish) -> Beatmap:
     scores = np.asarray(draft.logits[:K], np.float32) + knobs.density * (HEAD_WEIGHT if draft.row_logit is not None else 1.0)
     return finish(emphasise(bm.notes, knobs.style, knobs.strength, scores, K))
 
-def steer(draft: Draft, targets: list[Goal], finish, rounds: int = 3, max_evals: int = 10, budget: int = 24) -> Steered:
-    "Render `draft`, `finish` the notes into a `Beatmap` and turn the knobs until every goal is hit (or the closest)."
+def steer(draft: Draft, targets: list[Goal], finish, rounds: int = 3, max_evals: int = 10, budget: int = 24,
+          start: Knobs | None = None) -> Steered:
+    """Render `draft`, `finish` the notes into a `Beatmap` and turn the knobs until every goal is hit (or the closest).
+    `start`: where the search begins (another variant's knobs for the same request are a good guess)."""
     tried: dict = {}
     def run(k: Knobs):
         if k not in tried: bm = chart_at(draft, k, finish); tried[k] = (bm, measure(bm))
         return tried[k]
-    knobs, steered = Knobs(), [g for g in targets if g.tuned]
+    steered = [g for g in targets if g.tuned]
+    knobs = start if start is not None and steered else Knobs()
     run(knobs)
     for _ in range(rounds if steered else 0):
         for g in sorted(steered, key=lambda g: _ORDER[g.knob]):

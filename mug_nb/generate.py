@@ -265,11 +265,12 @@ def generate(audio, prompt: dict | None = None, count: int = 4, steps: int | Non
     z = sample_latents(model, song, prompt, count, steps, cfg_scale, seed, progress)
     text = prompt_text(prompt, snap=snap, jack=jack_interval, steps=steps, cfg=cfg_scale, seed=seed)
     beat_tps = timing_points_from_beats(beat_times(song.wave)) if timing == 'beats' else None   # once per song
-    out = []
+    out, start = [], None
     for i, draft in enumerate(decode_drafts(model, z, song.duration_ms, song=song, prompt=prompt, refine=refine)):
         tps = beat_tps or _first_timing(draft, lambda n: postprocess(n, snap=None, jack_interval=None, timing=timing)[1])
         finish = lambda n: make_beatmap(postprocess(n, snap=snap, jack_interval=jack_interval, timing_points=tps)[0], tps)
-        steered = steer(draft, targets, finish)
+        steered = steer(draft, targets, finish, start=start)
+        start = steered.knobs                               # the next variant starts where this one landed
         bm = make_beatmap(steered.beatmap.notes, tps, title=song.title, artist=artist, version=f'AI v{i + 1}',
                           audio_filename=song.filename, prompt=f'{text}, variant={i + 1}')
         if targets:
