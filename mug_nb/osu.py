@@ -693,7 +693,7 @@ def _parse(text: str, source: str, path=None, data=None) -> Beatmap:
     "The fast reader when it is compiled and the chart is one it reads; the line-by-line reader otherwise."
     if kernels := _kernels():
         try: return _parse_fast(text, source, path, data, kernels)
-        except (_Fallback, OsuSyntaxError, KeyCountError): pass   # read again line by line: same result or precise error
+        except (_Fallback, OsuError): pass         # read again line by line: the same chart, or the precise error
     return _parse_lines(text, source, path)
 
 # %% ../nbs/01_osu.ipynb #4b9b6f82

@@ -521,9 +521,23 @@ def test_fuzz_fast_reader_agrees(text):
         return
     try:
         fast = _parse_fast(text, "<fuzz>", None, None, _kernels())
-    except _Fallback:
+    except (_Fallback, OsuError):                                  # either sends the text to the line-by-line reader
         fast = _parse(text, "<fuzz>")
     _same(fast, slow)
+
+
+def test_fast_reader_errors_are_the_line_readers():
+    "Found by the fuzz test: lone \\r line breaks and a last [General] without a newline. The fast splitter sees no\n    [General] at all, the line reader an empty one; `read_osu` must give the line reader's error, word for word."
+    from mug_nb.osu import _parse_lines
+    text = ("[HitObjects]\rosu file format v14\r\r192,192,1500,128,0,2250:0:0:0:0:\rAudioFilename: audio.ogg\rMode: 3\r\r"
+            "[Metadata]\rTitle:Tiny\r\r[Difficulty]\rCircleSize:4\rSliderMultiplier:1.4\r\r[TimingPoints]\r"
+            "1000,500,4,2,0,60,1,0\r\r[HitObjects]\r64,192,1000,1,0,0:0:0:0:\r[General]")
+    with pytest.raises(OsuError) as slow:
+        _parse_lines(text, "<text>")
+    for _ in range(12):                                       # past JIT_AFTER charts: the fast reader is in play
+        with pytest.raises(type(slow.value)) as got:
+            read_osu(text, source="<text>")
+        assert str(got.value) == str(slow.value)
 
 
 _NUMS = ["0", "64", "192", "448", "511", "-5", "1000", "1500.5", "2249.9", "0.0000001", "007", "", " 3", "1e3",
