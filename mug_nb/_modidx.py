@@ -76,6 +76,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'mug_nb.control.emphasise': ('control.html#emphasise', 'mug_nb/control.py'),
                                 'mug_nb.control.even_out': ('control.html#even_out', 'mug_nb/control.py'),
                                 'mug_nb.control.goals': ('control.html#goals', 'mug_nb/control.py'),
+                                'mug_nb.control.head_scores': ('control.html#head_scores', 'mug_nb/control.py'),
                                 'mug_nb.control.measure': ('control.html#measure', 'mug_nb/control.py'),
                                 'mug_nb.control.render': ('control.html#render', 'mug_nb/control.py'),
                                 'mug_nb.control.steer': ('control.html#steer', 'mug_nb/control.py'),

@@ -16,8 +16,8 @@ from .features import PATTERNS, SKILLSETS, ln_ratio, skillsets, star_rating
 
 # %% auto #0
 __all__ = ['HEAD_WEIGHT', 'EMPHASES', 'TOLERANCE', 'TYPE_RANGES', 'KNOB_RANGE', 'STYLE_MISS', 'ControlError', 'Draft', 'Knobs',
-           'render', 'emphasise', 'even_out', 'measure', 'top_patterns', 'Goal', 'goals', 'tune', 'Steered', 'chart_at',
-           'steer']
+           'render', 'head_scores', 'emphasise', 'even_out', 'measure', 'top_patterns', 'Goal', 'goals', 'tune',
+           'Steered', 'chart_at', 'steer']
 
 # %% ../nbs/13b_control.ipynb #6bd31039
 class ControlError(ValueError):
@@ -35,7 +35,7 @@ class Draft:
 
 @dataclass(frozen=True)
 class Knobs:
-    "Threshold shifts for `render`, and the pattern `style` emphasised in a share `strength` of the rows."
+    "Threshold shifts for `render`, and the pattern `style` that `chart_at` emphasises in a share `strength` of the rows."
     density: float = 0.0
     holds: float = 0.0
     style: str | None = None
@@ -48,13 +48,16 @@ def render(draft: Draft, knobs: Knobs = Knobs()) -> list[Note]:
     "The draft's notes at the given knobs (sorted by time, then column)."
     from mug_nb.refiner import apply_rows
     K, a = draft.key_count, np.array(draft.logits, np.float32, copy=True)
-    a[:K] += knobs.density * (HEAD_WEIGHT if draft.row_logit is not None else 1.0)
+    a[:K] = head_scores(draft, knobs.density)
     a[2 * K:3 * K] += knobs.holds
     if draft.row_logit is not None:
         a = apply_rows(a, np.asarray(draft.row_logit) + knobs.density, draft.row_offset, K)
-    notes = [n for n in C.array_to_notes(a, K, logits=True) if n.time < draft.duration_ms]
-    if knobs.style and knobs.strength > 0: notes = emphasise(notes, knobs.style, knobs.strength, a[:K], K)
-    return notes
+    return [n for n in C.array_to_notes(a, K, logits=True) if n.time < draft.duration_ms]
+
+def head_scores(draft: Draft, density: float = 0.0) -> np.ndarray:
+    "The head logits (K, T) shifted by `density` (at `HEAD_WEIGHT` when a refiner chooses the rows)."
+    w = HEAD_WEIGHT if draft.row_logit is not None else 1.0
+    return np.asarray(draft.logits[:draft.key_count], np.float32) + density * w
 
 # %% ../nbs/13b_control.ipynb #5c9ee2c5
 EMPHASES = PATTERNS + ("stamina",)
@@ -252,11 +255,9 @@ _ORDER = dict(holds=0, style=1, density=2)
 def chart_at(draft: Draft, knobs: Knobs, finish) -> Beatmap:
     """The finished chart at `knobs`. A style rewrites the rows of the *finished* chart (snapped, chords aligned,
     jacks removed), so that nothing undoes the pattern, and the result is finished again."""
-    bm = finish(render(draft, replace(knobs, style=None, strength=0.0)))
+    bm = finish(render(draft, knobs))                    # `render` reads the thresholds only
     if not (knobs.style and knobs.strength > 0): return bm
-    K = draft.key_count
-    scores = np.asarray(draft.logits[:K], np.float32) + knobs.density * (HEAD_WEIGHT if draft.row_logit is not None else 1.0)
-    return finish(emphasise(bm.notes, knobs.style, knobs.strength, scores, K))
+    return finish(emphasise(bm.notes, knobs.style, knobs.strength, head_scores(draft, knobs.density), draft.key_count))
 
 def steer(draft: Draft, targets: list[Goal], finish, rounds: int = 3, max_evals: int = 10, budget: int = 24,
           start: Knobs | None = None) -> Steered:
