@@ -3,7 +3,7 @@
     python benchmarks/bench_generate.py [--seconds 180] [--count 4] [--steps 50] [--checkpoint DIR] [--profile]
 
 Prints the time of each stage (audio → mel, audio encoder, DDIM, decode and refiner, post-processing) and the total.
-Then the cost of closed-loop control (13b_control): `generate` with the loop off (`tolerance=None`) and on (the default)
+Then the cost of closed-loop control (18_control): `generate` with the loop off (`tolerance=None`) and on (the default)
 for single-feature prompts, interleaved, at the model's own settings and at the bench's; goal: on ≤ 2× off.
 With --profile, prints the modules where the U-Net spends its time.
 """

@@ -9,7 +9,7 @@ rewrites=...)` with the rewrites named so far; the last stage is `optimize_for_i
 uses. Stages (cumulative):
   baseline       the reference model, eval + no_grad; S4 kernels recomputed every call (their cache switched off);
                  guidance re-concatenates the prompt and all audio maps every step (as the original does)
-  +s4_cache      S4 kernels (and their FFTs) cached: they depend only on the parameters and the length (09_s4)
+  +s4_cache      S4 kernels (and their FFTs) cached: they depend only on the parameters and the length (10_s4)
   +pointwise     kernel-size-1 convolutions as matrix products (PyTorch's CPU conv path is slow for them),
                  including the audio-free part of the 1x1 skip of each level's first ResBlock (bias pre-added)
   +audio_once    the audio-only part of each level's first ResBlock computed once per song, and the
@@ -92,7 +92,7 @@ With +fold (1 thread, --reps 5 --no-song --original; a slow hour of this host, e
                against ours, still slower): 0.878 / 1.290 s against 0.351 / 0.608 s, 2.50x / 2.12x
   2 threads    before +fold: original 0.465 / 0.665 s, ours 0.198 / 0.341 s per step (wall): 2.35x / 1.95x;
                with it, on the slow hour: 0.546 / 0.760 s against 0.255 / 0.363 s, 2.14x / 2.09x
-Every stage runs the attention in cache-sized chunks of queries (2^17 weights without gradients, 08_encoders):
+Every stage runs the attention in cache-sized chunks of queries (2^17 weights without gradients, 09_encoders):
 identical numbers, ~3% off a step against the former 2^24 in an interleaved A/B.
 Tried with +packed and not adopted (no gain measured): GELU fused into the GEGLU product as a oneDNN post-op;
 the residual addition fused into the output products; tracing + freezing (TorchScript cannot trace the packed

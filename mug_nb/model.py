@@ -50,7 +50,7 @@ class UNetConfig:
     transformer_depth: int = 1
     num_groups: int = 32
     s4_mode: str = "compat"
-    prompt_embedding: bool = False  # tiny configs: pooled prompt added to the timestep embedding (10_unet); False = original
+    prompt_embedding: bool = False  # tiny configs: pooled prompt added to the timestep embedding (11_unet); False = original
 
 @dataclass
 class VAEConfig:
@@ -73,7 +73,7 @@ class AudioConfig:
     attention_resolutions: tuple = (128, 256, 512)
     dropout: float = 0.0
     use_checkpoint: bool = True
-    onset_bands: int = 0           # tiny configs: spectral-flux channels at the latent rate (08_encoders); 0 = original
+    onset_bands: int = 0           # tiny configs: spectral-flux channels at the latent rate (09_encoders); 0 = original
 
 @dataclass
 class PromptConfig:
@@ -179,7 +179,7 @@ class DDPM(nn.Module):
         betas = make_beta_schedule(d.beta_schedule, d.timesteps, d.linear_start, d.linear_end)
         for k, v in schedule_buffers(betas).items(): self.register_buffer(k, v)
         self.model = MugDiffusionWrapper(cfg)
-        self.refiner = RowRefiner(cfg.refiner) if cfg.refiner.channels else None   # tiny models only (11b_refiner)
+        self.refiner = RowRefiner(cfg.refiner) if cfg.refiner.channels else None   # tiny models only (15_refiner)
 
     def forward(self, x, t, c, w): return self.model(x, t, c, w)
 

@@ -286,7 +286,7 @@ def vae_loss(vae: AutoencoderKL, criterion: ManiaReconstructLoss, notes: torch.T
     prefixed with `split/`). `head_pos_weight` adds a BCE on the note heads with that positive weight."""
     rec, post = vae(notes, sample_posterior=sample_posterior)
     loss, logs = criterion(notes, rec, valid_flag)
-    if head_pos_weight:                  # heads are ~5% of frames: weight the positives (13_train tells why)
+    if head_pos_weight:                  # heads are ~5% of frames: weight the positives (14_train tells why)
         K = notes.shape[1] // 4
         head = F.binary_cross_entropy_with_logits(rec[:, :K], notes[:, :K], pos_weight=torch.tensor(head_pos_weight))
         loss = loss + head; logs.update(head_loss=head.item())

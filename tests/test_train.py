@@ -230,7 +230,7 @@ def test_bundled_refiner_stage_trains_only_the_refiner(tmp_path, monkeypatch):
     m = load_checkpoint(tmp_path / "run" / "model")
     assert m.refiner is not None and m.config.refiner.channels == 16
     after = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
-    # everything else is frozen; S4 kernels re-express C when they first meet a longer input (09_s4), a change of
+    # everything else is frozen; S4 kernels re-express C when they first meet a longer input (10_s4), a change of
     # parameterisation that computes the same function
     changed = [k for k, v in init.items() if not torch.equal(after[k], v) and not k.endswith(("kernel.C", "kernel.L"))]
     assert changed == [], changed

@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python tools/train_bundled.py --out runs/bundled            # train (resumable: add --resume)
     python tools/train_bundled.py --out runs/bundled --install                     # copy the weights into mug_nb/assets
 
-On a machine with many cores and a GPU (accelerate picks the device; the GPU run in 13_train used these):
+On a machine with many cores and a GPU (accelerate picks the device; the GPU run in 14_train used these):
 
     python tools/train_bundled.py --out runs/gpu --synth-workers 15 --workers 14 --batch 64 \
         --data-cache /tmp/songs.npz --time-budget 600 ...     # --diff-steps follows a speed probe of the device
@@ -51,7 +51,7 @@ BUNDLED_MODEL = {
 
 
 def bundled_train_config(args) -> TrainConfig:
-    "The TrainConfig of the bundled model (recorded in the checkpoint and in 13_train)."
+    "The TrainConfig of the bundled model (recorded in the checkpoint and in 14_train)."
     model = {k: dict(v) for k, v in BUNDLED_MODEL.items()}
     if getattr(args, "unet_channels", 16) != 16:
         model["unet"].update(model_channels=args.unet_channels, channel_mult=[1, 2, 2, 2])
@@ -196,15 +196,15 @@ def main(argv=None):
     ap.add_argument("--vae-steps", type=int, default=2000)
     ap.add_argument("--diff-steps", type=int, default=6000)
     ap.add_argument("--stages", nargs="+", default=["vae", "diffusion"], help="any of vae, diffusion, refiner")
-    ap.add_argument("--refiner-channels", type=int, default=0, help="a note-frame refiner of this width (11b_refiner); 0: none")
+    ap.add_argument("--refiner-channels", type=int, default=0, help="a note-frame refiner of this width (15_refiner); 0: none")
     ap.add_argument("--refiner-steps", type=int, default=3000)
     ap.add_argument("--refiner-lr", type=float, default=2e-3)
     ap.add_argument("--refiner-batch", type=int, default=16)
     ap.add_argument("--seed0", type=int, default=TRAIN_SEED0,
                     help="first synth seed of the training songs (a refiner learns from drafts of songs the diffusion "
                          "stage never saw: use seeds above those it trained on)")
-    ap.add_argument("--onset-bands", type=int, default=0, help="onset-strength channels (08_encoders); 0: off")
-    ap.add_argument("--prompt-embedding", action="store_true", help="prompt added to the timestep embedding (10_unet)")
+    ap.add_argument("--onset-bands", type=int, default=0, help="onset-strength channels (09_encoders); 0: off")
+    ap.add_argument("--prompt-embedding", action="store_true", help="prompt added to the timestep embedding (11_unet)")
     ap.add_argument("--init-from", default=None, help="warm start from this model folder (see warm_start)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest for this tiny model)")
     ap.add_argument("--recommend-cfg", type=float, default=1.0, help="--install: the guidance scale generate() uses by default")
@@ -261,7 +261,7 @@ def main(argv=None):
             meta["training"] = {**(old.get("training", {}) if "diffusion" not in h else {}), **{k: {"steps": v["step"], "seconds": round(v["seconds"], 1),
                                     "final_train_loss": sum(v["train_loss"][-100:]) / max(1, len(v["train_loss"][-100:])),
                                     "val_loss": v["val_loss"]} for k, v in h.items()}}
-            every = 20   # loss curves, averaged over blocks of `every` steps, for the plot in 13_train
+            every = 20   # loss curves, averaged over blocks of `every` steps, for the plot in 14_train
             meta["curves"] = {**(old.get("curves", {}) if "diffusion" not in h else {}), **{k: {"every": every, "val_loss": v["val_loss"],
                                   "train_loss": [round(sum(v["train_loss"][i:i + every]) / len(v["train_loss"][i:i + every]), 5)
                                                  for i in range(0, len(v["train_loss"]), every)]} for k, v in h.items()}}
