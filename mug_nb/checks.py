@@ -38,3 +38,270 @@ def check(id: str, answer: Any) -> bool:
     ok, msg = verdict(id, answer)
     print(f"{'✓' if ok else '✗'} Exercise {id}: {msg}")
     return ok
+
+# %% ../nbs/99_checks.ipynb #930f881c
+_OSU_7K = ("osu file format v14\n\n[General]\nMode: 3\n\n[Difficulty]\nCircleSize:7\n\n"
+           "[TimingPoints]\n0,500,4,2,0,60,1,0\n\n[HitObjects]\n")
+
+@exercise("1.1")
+def _(answer):
+    "the [HitObjects] line of a 7K hold in column 5 from 1000 to 1750 ms"
+    from mug_nb.osu import Note, OsuError, read_osu
+    assert isinstance(answer, str) and answer.count(",") >= 5, "write one line: 'x,y,time,type,hitSound,end:...'"
+    f = answer.strip().split(",")
+    assert f[3].strip() == "128", f"a hold is type 128 (you wrote type {f[3]!r})"
+    try: notes = read_osu(_OSU_7K + answer.strip() + "\n").notes
+    except OsuError as e: raise AssertionError(f"osu! could not read it: {e}") from None
+    assert notes[0].column == 5, f"x = {f[0]} lands in column {notes[0].column}; column_of(x, 7) must be 5"
+    assert notes == [Note(1000, 5, 1750)], f"read back as {notes[0]}; expected a hold from 1000 to 1750 ms"
+
+@exercise("1.2")
+def _(answer):
+    "the end of TINY's slider under a -25 green line"
+    assert isinstance(answer, (int, float)) and not isinstance(answer, bool), "answer with a number of ms"
+    assert answer != 2250, "2250 is the end without the green line: the multiplier 0.25 scales the duration"
+    assert answer != 2062.5, "osu! truncates the end to whole ms"
+    assert answer == 2062, "end = floor(time + length × beatLength × multiplier × slides × 0.01 / SliderMultiplier)"
+
+@exercise("1.3")
+def _(answer):
+    "holds per column of a Beatmap"
+    from mug_nb.osu import Beatmap, Note
+    bm = Beatmap(difficulty={"CircleSize": "4"}, notes=[Note(0, 0, 100), Note(50, 2), Note(80, 0, 200), Note(90, 3, 95)])
+    got = answer(bm)
+    assert got is not None and len(got) == 4, f"one count per column (4 for a 4K chart), got {got!r}"
+    assert [int(x) for x in got] == [2, 0, 0, 1], f"expected [2, 0, 0, 1] on a small chart, got {list(got)}"
+    b7 = Beatmap(difficulty={"CircleSize": "7"}, notes=[Note(0, 6, 10)])
+    assert [int(x) for x in answer(b7)] == [0, 0, 0, 0, 0, 0, 1], "use bm.key_count for the number of columns"
+
+# %% ../nbs/99_checks.ipynb #95c44193
+@exercise("4.1")
+def _(answer):
+    "how many of the 128 mel bins are centred below `hz`"
+    import librosa
+    centres = librosa.mel_frequencies(n_mels=130, fmin=0.0, fmax=11025.0)[1:-1]
+    for hz in (120, 500, 1000, 4000, 11025):
+        want = int((centres < hz).sum())
+        got = answer(hz)
+        assert got == want, f"bins_below({hz}) gave {got}, expected {want}: count the 128 inner centres below hz"
+
+# %% ../nbs/99_checks.ipynb #79ab7638
+def _click_song(seed: int, sr: int = 22050):
+    "A drone with clicks at known, irregular times: (wave, click times in ms)."
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    times = np.cumsum(rng.uniform(180, 600, 10)) + 200
+    t = np.arange(int((times[-1] + 500) * sr / 1000)) / sr
+    y = 0.05 * np.sin(2 * np.pi * rng.uniform(80, 200) * t)
+    n = int(0.05 * sr); k = np.arange(n)
+    for ms in times:
+        i = int(ms * sr / 1000)
+        y[i:i + n] += 0.6 * np.exp(-k / (0.008 * sr)) * np.sin(2 * np.pi * rng.uniform(800, 3000) * k / sr)
+    return y.astype(np.float32), times
+
+@exercise("4.2")
+def _(answer):
+    "times (ms) of the clicks of a log-mel"
+    import numpy as np
+    from mug_nb.audio import log_mel
+    for seed in (0, 1, 2):
+        y, times = _click_song(seed)
+        got = np.sort(np.asarray(answer(log_mel(y)), np.float64).reshape(-1))
+        assert len(got) == len(times), f"song {seed}: found {len(got)} clicks, there are {len(times)}"
+        err = np.abs(got - times).max()
+        assert err <= 12, f"song {seed}: a click found {err:.0f} ms away from the true one (at most 12 ms)"
+
+# %% ../nbs/99_checks.ipynb #4e683086
+@exercise("4.3")
+def _(answer):
+    "two (folder, file name) pairs with the same original cache key"
+    (f1, n1), (f2, n2) = answer
+    assert (f1, n1) != (f2, n2), "the two pairs must differ"
+    assert f"{f1}-{n1}" == f"{f2}-{n2}", f"keys {f1}-{n1!s} and {f2}-{n2!s} differ: try a '-' inside a name"
+
+# %% ../nbs/99_checks.ipynb #caafcba9
+@exercise("7.1")
+def _(answer):
+    "latent frames of a chart of n_frames note frames"
+    import math
+    for n in (8, 64, 100, 1536, 4096, 1, 9):
+        got = answer(n)
+        assert got == math.ceil(n / 8), (f"latent_frames({n}) gave {got}, expected {math.ceil(n / 8)}: "
+                                         "three halvings divide by 8, after padding to a multiple of 8")
+
+# %% ../nbs/99_checks.ipynb #a0209b3c
+@exercise("7.2")
+def _(answer):
+    "KL of N(mean, exp(logvar)) to N(0, I), a mean over elements"
+    import torch
+    from mug_nb.vae import DiagonalGaussianDistribution
+    g = torch.Generator().manual_seed(0)
+    for shape in ((2, 4, 8), (1, 16, 3)):
+        mean, logvar = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+        want = DiagonalGaussianDistribution(torch.cat([mean, logvar], 1)).kl()
+        got = torch.as_tensor(answer(mean, logvar)).double()
+        assert got.numel() == 1, f"return one number (a mean over all elements), got shape {tuple(got.shape)}"
+        if torch.isclose(got, want.double() * mean.numel(), rtol=1e-4): assert False, "a mean over elements, not a sum"
+        assert torch.isclose(got, want.double(), rtol=1e-4), "KL = 0.5 · mean(mean² + exp(logvar) − 1 − logvar)"
+
+# %% ../nbs/99_checks.ipynb #2a2aef8f
+@exercise("7.3")
+def _(answer):
+    "1 / std of the pooled latents of a dict of note arrays"
+    import torch
+    from mug_nb.vae import TINY_DDCONFIG, AutoencoderKL, chart_latent
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        vae = AutoencoderKL(TINY_DDCONFIG).eval()
+    g = torch.Generator().manual_seed(1)
+    arrays = {f"c{i}": (torch.rand(16, n, generator=g) < 0.1).float().numpy() for i, n in enumerate((64, 100, 256))}
+    z = torch.cat([chart_latent(vae, a).flatten() for a in arrays.values()])
+    got = float(answer(vae, arrays))
+    if abs(got - float(z.std())) < 1e-4 * float(z.std()): assert False, "that is the std itself: the factor divides by it"
+    assert abs(got - 1 / float(z.std())) < 1e-3 / float(z.std()), \
+        f"expected {1 / float(z.std()):.4f}: pool all latent values of all charts, then 1 / std"
+
+# %% ../nbs/99_checks.ipynb #8ed4565e
+@exercise("10.1")
+def _(answer):
+    "zero-order-hold discretisation of the NPLR system"
+    import torch
+    from mug_nb.s4 import _conj, nplr_legs
+    w, P, B = (t.to(torch.cdouble) for t in nplr_legs(16))
+    H, dt = 2, torch.tensor([0.01, 0.1], dtype=torch.float64)
+    w, P, B = w.expand(H, -1), P[0].expand(H, -1), B.expand(H, -1)
+    out = answer(w, P, B, dt)
+    assert isinstance(out, tuple) and len(out) == 2, "return the pair (dA, dB)"
+    dA, dB = out
+    assert tuple(dA.shape) == (H, 16, 16) and tuple(dB.shape) == (H, 16), \
+        f"dA should be (H, 2N, 2N) = (2, 16, 16) and dB (H, 2N) = (2, 16); got {tuple(dA.shape)}, {tuple(dB.shape)}"
+    w2, P2, B2 = _conj(w), _conj(P), _conj(B)
+    A = torch.diag_embed(w2) - P2[:, :, None] * P2.conj()[:, None, :]
+    ref_A = torch.linalg.matrix_exp(dt[:, None, None] * A)
+    ref_B = torch.linalg.solve(A, ((ref_A - torch.eye(16, dtype=A.dtype)) @ B2[..., None]))[..., 0]
+    assert torch.allclose(dA.to(ref_A.dtype), ref_A, atol=1e-5), "dA should be matrix_exp(dt·A), A = diag(w) - P P^* (conjugate-extended)"
+    assert torch.allclose(dB.to(ref_B.dtype), ref_B, atol=1e-5), "dB should be A^-1 (dA - I) B (one channel at a time, or batched)"
+
+# %% ../nbs/99_checks.ipynb #175a494e
+@exercise("10.2")
+def _(answer):
+    "causal convolution y_t = sum_l k_l u_{t-l}, per channel"
+    import torch
+    g = torch.Generator().manual_seed(0)
+    for B, H, L in [(2, 3, 20), (1, 1, 1), (1, 2, 7)]:
+        u, k = torch.randn(B, H, L, generator=g), torch.randn(H, L, generator=g)
+        ref = torch.fft.irfft(torch.fft.rfft(u, n=2 * L) * torch.fft.rfft(k, n=2 * L), n=2 * L)[..., :L]
+        y = answer(u, k)
+        assert tuple(y.shape) == (B, H, L), f"expected shape {(B, H, L)}, got {tuple(y.shape)}"
+        if torch.allclose(y, torch.fft.irfft(torch.fft.rfft(u) * torch.fft.rfft(k), n=L), atol=1e-4) and L > 1:
+            assert False, "that is the circular convolution: the end of u wraps around into the start"
+        assert torch.allclose(y, ref, atol=1e-4), "y_t sums k_l · u_(t-l) over l = 0..t only (nothing from the future)"
+
+# %% ../nbs/99_checks.ipynb #74e9065d
+@exercise("10.3")
+def _(answer):
+    "bidirectional S4: forward on u plus backward on reversed u, reversed back"
+    import torch
+    from mug_nb.s4 import S4
+    torch.manual_seed(0)
+    fwd, bwd = S4(8, mode="exact").eval(), S4(8, mode="exact").eval()
+    u = torch.randn(2, 8, 30)
+    with torch.no_grad():
+        ref = fwd(u)[0] + bwd(u.flip(-1))[0].flip(-1)
+        y = answer(fwd, bwd, u)
+    assert isinstance(y, torch.Tensor), "return a tensor (S4 returns a pair: take its first element)"
+    assert tuple(y.shape) == tuple(u.shape), f"expected shape {tuple(u.shape)}, got {tuple(y.shape)}"
+    with torch.no_grad():
+        if torch.allclose(y, fwd(u)[0] + bwd(u.flip(-1))[0], atol=1e-5):
+            assert False, "reverse bwd's output back in time before adding it"
+    assert torch.allclose(y, ref, atol=1e-5), "y = fwd(u)[0] + flip(bwd(flip(u))[0]), flips along time (the last axis)"
+
+# %% ../nbs/99_checks.ipynb #3e929481
+@exercise("16.1")
+def _(answer):
+    "fold a BPM into [150, 300) by doubling or halving"
+    for bpm, want in ((90, 180), (172, 172), (75, 150), (400, 200), (600, 150), (150, 150), (300, 150), (37.5, 150)):
+        got = answer(bpm)
+        assert abs(got - want) < 1e-9, f"fold({bpm}) should be {want}, got {got}"
+
+# %% ../nbs/99_checks.ipynb #996fdf2f
+def _grid16(bpm=172.0, offset=437.0, n=300, seed=1):
+    "Sorted note times on a 1/4 grid with 4 ms of jitter (the checks' toy chart)."
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    steps = np.sort(rng.choice(np.arange(640), n, replace=False))
+    return offset + steps * (60000 / bpm) / 4 + rng.normal(0, 4, n)
+
+@exercise("16.2")
+def _(answer):
+    "the candidate BPM with the most notes on its grid when hits are not divided by the BPM"
+    import numpy as np
+    from mug_nb.postprocess import grid_hits
+    times = _grid16()
+    bpms = (np.arange(4500) / 10 + 150)[:, None, None]
+    offs = times[0] - np.arange(4)[None, :, None] / 4 * (60000 / bpms)
+    raw = grid_hits(times[None, None], bpms, offs).sum(-1).max(1)
+    got = float(answer(times))
+    k = int(round((got - 150) * 10))
+    assert 0 <= k < 4500 and abs(got - (150 + k / 10)) < 1e-6, f"{got}: answer one of the candidates 150.0, 150.1, …, 599.9"
+    assert raw[k] == raw.max(), f"a grid at {got} BPM holds {raw[k]} notes, the best candidate's holds {raw.max()}"
+
+# %% ../nbs/99_checks.ipynb #646d0ea3
+@exercise("16.3")
+def _(answer):
+    "the second note of every same-column pair closer than `interval` ms"
+    from mug_nb.osu import Note
+    from mug_nb.postprocess import minijack_count
+    small = [Note(0, 0, None), Note(50, 0, None), Note(60, 1, None), Note(300, 0, None), Note(350, 1, None)]
+    got = list(answer(small, 90))
+    assert got == [Note(50, 0, None)], f"expected [Note(50, 0, None)] for {small}, got {got}"
+    assert list(answer(small, 300)) == [Note(50, 0, None), Note(300, 0, None), Note(350, 1, None)], "check the interval"
+    times = _grid16(n=200, seed=2)
+    notes = [Note(int(t), k % 4 if k % 7 else 0, None) for k, t in enumerate(times)]
+    assert len(answer(notes, 90)) == minijack_count(notes, 90), "on a bigger chart the count differs from minijack_count"
+
+# %% ../nbs/99_checks.ipynb #6b898bb8
+@exercise("20.1")
+def _(best_f1):
+    "best placement F1 over thresholds of a frame probability curve"
+    import numpy as np
+    from mug_nb.evaluate import placement_f1
+    times = np.arange(40) * 46.0
+    ref = times[[2, 6, 10, 14, 18, 22]]
+    probs = np.full(40, 0.1); probs[[2, 6, 10, 14, 18]] = 0.9; probs[22] = 0.3; probs[[25, 30]] = 0.6
+    want = max((float(placement_f1(times[probs >= t], ref, 50)), t) for t in np.unique(probs))
+    got = best_f1(probs, times, ref)
+    assert isinstance(got, tuple) and len(got) == 2, "return a pair (best_f1, best_threshold)"
+    assert abs(got[0] - want[0]) < 1e-9, f"best F1 should be {want[0]:.3f}, got {got[0]:.3f}"
+    assert abs(float(placement_f1(times[probs >= got[1]], ref, 50)) - want[0]) < 1e-9, "the threshold does not give that F1"
+
+# %% ../nbs/99_checks.ipynb #ff875250
+@exercise("20.2")
+def _(pattern_count):
+    "distinct windows of `width` frames"
+    import numpy as np
+    assert pattern_count(np.zeros((20, 4), int)) == 1, "an empty chart has one pattern (silence)"
+    cycle = np.tile(np.eye(4, dtype=int), (6, 1))            # 1-2-3-4 stairs, 24 frames
+    assert pattern_count(cycle) == 4, "repeated stairs have 4 distinct windows of 8 frames"
+    assert pattern_count(cycle, width=1) == 4 and pattern_count(cycle[:8]) == 1
+    rows = np.random.default_rng(0).integers(0, 2, (50, 4))
+    want = len({rows[i:i + 8].tobytes() for i in range(50 - 8 + 1)})
+    assert pattern_count(rows) == want, f"a random chart has {want} distinct windows"
+
+# %% ../nbs/99_checks.ipynb #12a116eb
+@exercise("20.3")
+def _(closest_matching):
+    "a maximum matching with the least total time difference"
+    import numpy as np
+    from mug_nb.evaluate import match_events
+    pairs = closest_matching([0, 10], [9], 20)
+    assert list(map(tuple, pairs)) == [(1, 0)], "9 ms is closer to the reference at 10 ms than to the one at 0 ms"
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        ref, est = np.sort(rng.integers(0, 500, 8)), np.sort(rng.integers(0, 500, 8))
+        pairs = [tuple(p) for p in closest_matching(ref, est, 30)]
+        mi, mj = match_events(ref, est, 30)
+        assert len(pairs) == len(mi), "as many pairs as match_events"
+        assert len({i for i, _ in pairs}) == len(pairs) == len({j for _, j in pairs}), "each note in one pair at most"
+        assert all(abs(ref[i] - est[j]) <= 30 for i, j in pairs), "every pair within the tolerance"
+        assert sum(abs(ref[i] - est[j]) for i, j in pairs) <= np.abs(ref[mi] - est[mj]).sum(), "not the closest"
