@@ -74,6 +74,46 @@ def _(answer):
     b7 = Beatmap(difficulty={"CircleSize": "7"}, notes=[Note(0, 6, 10)])
     assert [int(x) for x in answer(b7)] == [0, 0, 0, 0, 0, 0, 1], "use bm.key_count for the number of columns"
 
+# %% ../nbs/99_checks.ipynb #0d8b1062
+@exercise("2.1")
+def _(answer):
+    "the note frame and start offset of a head at `ms`"
+    from mug_nb.chart import notes_to_array
+    from mug_nb.osu import Note
+    frame_of, offset_of = answer
+    for ms in (0, 46, 47, 1000, 1234, 100_000):
+        arr, _ = notes_to_array([Note(ms, 0)], 4)
+        f = int(arr[0].nonzero()[0][0])
+        assert int(frame_of(ms)) == f, f"a head at {ms} ms lands in frame {f}, frame_of gave {frame_of(ms)}"
+        assert abs(float(offset_of(ms)) - float(arr[4, f])) < 1e-6, \
+            f"the start offset of {ms} ms is {arr[4, f]:.4f} (a fraction of a frame), offset_of gave {offset_of(ms)}"
+
+@exercise("2.2")
+def _(answer):
+    "a hand-made array holding one hold"
+    import numpy as np
+    from mug_nb.chart import FRAME_MS, array_to_notes
+    from mug_nb.osu import Note
+    a = np.asarray(answer())
+    assert a.shape == (16, 32), f"expected shape (16, 32), got {a.shape}"
+    want = [Note(round(3.25 * FRAME_MS), 1, round(8.5 * FRAME_MS))]
+    got = array_to_notes(a, 4)
+    assert len(got) == 1, f"it decodes to {len(got)} notes; exactly one start flag should be on"
+    assert got[0].time == want[0].time, f"the head decodes at {got[0].time} ms; expected {want[0].time} (frame 3 + 0.25)"
+    assert got[0].end is not None, "it decodes as a tap: the holding channel must cover frames 4..8"
+    assert got == want, f"it decodes to {got[0]}; expected {want[0]} (tail in frame 8, end offset 0.5)"
+
+@exercise("2.3")
+def _(answer):
+    "the notes a round trip through the note array loses"
+    from mug_nb.osu import Note
+    ok = [Note(0, 0), Note(500, 1, 900), Note(1000, 2)]
+    assert list(answer(ok, 4)) == [], "nothing is lost from a chart without shared frames"
+    jack = [Note(1000, 0), Note(1015, 0), Note(2000, 3)]
+    assert list(answer(jack, 4)) == [Note(1000, 0)], "two heads in one frame of a column: only the later one survives"
+    late = [Note(100, 0), Note(200_000, 1)]
+    assert list(answer(late, 4)) == [Note(200_000, 1)], "a note past the 4096 frames (190 s) is dropped"
+
 # %% ../nbs/99_checks.ipynb #95c44193
 @exercise("4.1")
 def _(answer):
