@@ -300,6 +300,46 @@ def _(answer):
     notes = [Note(int(t), k % 4 if k % 7 else 0, None) for k, t in enumerate(times)]
     assert len(answer(notes, 90)) == minijack_count(notes, 90), "on a bigger chart the count differs from minijack_count"
 
+# %% ../nbs/99_checks.ipynb #49480094
+def _chart17(prompt: str):
+    "A small written chart with `prompt` as its `AIPrompt`, as `.osu` text."
+    from mug_nb.osu import Note, dumps_osu
+    from mug_nb.export import make_beatmap
+    from mug_nb.postprocess import make_timing_point
+    notes = [Note(500 + 250 * k, k % 4, None) for k in range(8)]
+    return make_beatmap(notes, [make_timing_point(500, 240)], title='Check', prompt=prompt), dumps_osu
+
+@exercise("17.1")
+def _(answer):
+    "the AIPrompt of a written chart as a dict of strings"
+    from mug_nb.export import prompt_text
+    for prompt, want in (({'sr': 4}, {'sr': '4', 'seed': '1'}),
+                         ({'sr': 3.5, 'stream': True}, {'sr': '3.5', 'stream': 'True', 'seed': '1'})):
+        bm, dumps = _chart17(prompt_text(prompt, seed=1))
+        got = answer(dumps(bm))
+        assert got == want, f"for AIPrompt {bm.metadata['AIPrompt']!r} expected {want}, got {got}"
+
+# %% ../nbs/99_checks.ipynb #cf1be47a
+@exercise("17.2")
+def _(answer):
+    "the sorted member names of an .osz"
+    import tempfile
+    from mug_nb.export import save_osz, osu_filename
+    bm, _ = _chart17('')
+    with tempfile.TemporaryDirectory() as d:
+        path = save_osz([bm], b'not really audio', 'song.ogg', d)
+        got = list(answer(path))
+    want = sorted([osu_filename(bm), 'song.ogg'])
+    assert got == want, f"expected {want}, got {got}"
+
+# %% ../nbs/99_checks.ipynb #1b13d996
+@exercise("17.3")
+def _(answer):
+    "the name unique_path gives when chart.osz and chart (2).osz exist"
+    from pathlib import Path
+    assert isinstance(answer, (str, Path)), "answer with a file name (a string)"
+    assert Path(answer).name == 'chart (3).osz', "unique_path counts up from 2 until a name is free"
+
 # %% ../nbs/99_checks.ipynb #6b898bb8
 @exercise("20.1")
 def _(best_f1):

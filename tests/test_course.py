@@ -36,7 +36,7 @@ def test_the_course_is_numbered_in_order():
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_chapter_opens_with_goals_prerequisites_and_time(nb):
-    first = next(cells(nb))[1]
+    first = next(cells(nb, "markdown"))[1]
     assert first.startswith(f"# {nb.name[:2]} · "), first[:60]
     for label in ("**You will be able to:**", "**Prerequisites:**", "**Time:**"):
         assert label in first, f"{nb.name}: the first cell lacks {label}"
