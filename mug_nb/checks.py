@@ -256,6 +256,54 @@ def _(answer):
             assert False, "reverse bwd's output back in time before adding it"
     assert torch.allclose(y, ref, atol=1e-5), "y = fwd(u)[0] + flip(bwd(flip(u))[0]), flips along time (the last axis)"
 
+# %% ../nbs/99_checks.ipynb #20d779e7
+@exercise("15.1")
+def _(answer):
+    "the note frames that start a row"
+    import numpy as np, torch
+    from mug_nb.osu import Note
+    from mug_nb.chart import notes_to_array
+    from mug_nb.refiner import row_targets
+    rng = np.random.default_rng(15)
+    cases = [[Note(100, 0), Note(100, 2), Note(200, 1), Note(300, 3, 600)], [],
+             [Note(int(t), int(c)) for t, c in zip(np.sort(rng.integers(0, 3000, 40)), rng.integers(0, 4, 40))]]
+    for notes in cases:
+        arr, _ = notes_to_array(notes, 4, 64)
+        want = np.flatnonzero(row_targets(torch.from_numpy(arr)[None])[0][0].numpy()).tolist()
+        got = [int(f) for f in answer(notes, 64)]
+        assert got == want, f"for {len(notes)} notes you gave frames {got[:8]}…, expected {want[:8]}…"
+
+# %% ../nbs/99_checks.ipynb #95478382
+@exercise("15.2")
+def _(answer):
+    "the receptive field, to each side, of a stack of dilated k=3 convolutions"
+    for dil, want in [((1,), 1), ((1, 2, 4, 8, 16, 1, 2, 4, 8, 16), 62), ((3, 3), 6), ((), 0)]:
+        got = answer(dil)
+        assert got == want, f"receptive_field({dil}) gave {got}, expected {want}"
+
+# %% ../nbs/99_checks.ipynb #cd1a13c6
+def _row_f1(pred, true, tol):
+    import numpy as np
+    p, t = np.flatnonzero(np.asarray(pred) > 0), list(np.flatnonzero(np.asarray(true) > 0))
+    if len(p) + len(t) == 0: return 1.0
+    hits, free = 0, t[:]
+    for f in p:
+        m = next((g for g in free if abs(g - f) <= tol), None)
+        if m is not None: hits += 1; free.remove(m)
+    return 2 * hits / (len(p) + len(t))
+
+@exercise("15.3")
+def _(answer):
+    "F1 of predicted rows against true rows within a tolerance of frames"
+    import numpy as np
+    rng = np.random.default_rng(153)
+    cases = [([0, 1, 0, 0], [0, 0, 1, 0], 0), ([0, 1, 0, 0], [0, 0, 1, 0], 1), ([0] * 5, [0] * 5, 1),
+             ([1, 1, 0, 0], [0, 1, 0, 0], 1)]
+    cases += [(rng.random(60) < .3, rng.random(60) < .3, tol) for tol in (0, 1, 2)]
+    for pred, true, tol in cases:
+        want, got = _row_f1(pred, true, tol), answer(np.asarray(pred, int), np.asarray(true, int), tol)
+        assert abs(float(got) - want) < 1e-9, f"pred {np.flatnonzero(pred)[:6]}…, true {np.flatnonzero(true)[:6]}…, tol {tol}: F1 {got}, expected {want:.4f}"
+
 # %% ../nbs/99_checks.ipynb #3e929481
 @exercise("16.1")
 def _(answer):
