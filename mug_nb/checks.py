@@ -114,6 +114,42 @@ def _(answer):
     late = [Note(100, 0), Note(200_000, 1)]
     assert list(answer(late, 4)) == [Note(200_000, 1)], "a note past the 4096 frames (190 s) is dropped"
 
+# %% ../nbs/99_checks.ipynb #4a14eb98
+@exercise("3.1")
+def _(answer):
+    "notes per second of a chart"
+    from mug_nb.features import FeatureError, _chart
+    assert abs(answer(_chart([(0, 0), (500, 1), (1000, 2, 2000)])) - 1.5) < 1e-9, \
+        "3 notes from 0 ms to the last tail at 2000 ms: 1.5 notes a second (duration_ms counts the tail)"
+    assert abs(answer(_chart([(i * 125, i % 4) for i in range(81)])) - 8.1) < 1e-9, "81 notes over 10 s: 8.1"
+    for bad in ([], [(100, 0), (100, 1)]):
+        try: answer(_chart(bad))
+        except FeatureError: continue
+        except ZeroDivisionError: raise AssertionError("a chart of length 0 should raise FeatureError, not divide by 0") from None
+        raise AssertionError(f"a chart with {len(bad)} notes and length 0 should raise FeatureError")
+
+@exercise("3.2")
+def _(answer):
+    "a hybrid chart led by jackspeed"
+    from mug_nb.features import PATTERNS, map_type, skillsets
+    bm = answer()
+    assert bm.key_count == 4, f"a 4K chart, please (got {bm.key_count}K)"
+    assert bm.duration_ms >= 20_000, f"at least 20 s long (it lasts {bm.duration_ms / 1000:.1f} s)"
+    assert map_type(bm) == "hybrid", f"map_type says {map_type(bm)!r}: hybrid needs 10–40 % long notes"
+    ss = skillsets(bm); lead = max(PATTERNS, key=ss.get)
+    assert lead == "jackspeed", f"{lead} leads ({ss[lead]:.1f} against jackspeed {ss['jackspeed']:.1f}): hit one column faster"
+
+@exercise("3.3")
+def _(answer):
+    "numeric features whose maximum overflows its block"
+    from mug_nb.features import COMPAT_VOCAB, DEFAULT_VOCAB, Feature, Vocabulary
+    want = [f.name for f in COMPAT_VOCAB.features if f.kind == "numeric"]
+    got = list(answer(COMPAT_VOCAB))
+    assert got == want, f"in COMPAT_VOCAB every numeric feature overflows ({len(want)} of them), got {got}"
+    assert list(answer(DEFAULT_VOCAB)) == [], "in DEFAULT_VOCAB none overflows (one more slot per numeric block)"
+    odd = Vocabulary([Feature("x", "numeric", 0, 1, 0.3), Feature("y", "bool")], compat=True)
+    assert list(answer(odd)) == [], "a step that does not divide the range leaves room: ceil() rounds up (x: 0..1 step 0.3)"
+
 # %% ../nbs/99_checks.ipynb #95c44193
 @exercise("4.1")
 def _(answer):
@@ -201,6 +237,44 @@ def _(answer):
     assert abs(got - 1 / float(z.std())) < 1e-3 / float(z.std()), \
         f"expected {1 / float(z.std()):.4f}: pool all latent values of all charts, then 1 / std"
 
+# %% ../nbs/99_checks.ipynb #8633449e
+@exercise("8.1")
+def _(answer):
+    "first t of the linear schedule with SNR < 1"
+    import torch
+    from mug_nb.diffusion import make_beta_schedule, schedule_buffers, snr
+    s = snr(schedule_buffers(make_beta_schedule("linear"))["alphas_cumprod"])
+    want = int(torch.nonzero(s < 1)[0])
+    assert isinstance(answer, (int,)) or hasattr(answer, "__index__"), "answer with an integer step t"
+    assert int(answer) != want - 1, f"at t = {want - 1} the SNR is still {s[want - 1]:.3f} ≥ 1"
+    assert int(answer) == want, f"SNR at t = {int(answer)} is {s[int(answer)]:.3f}: look for the first t where it is below 1"
+
+# %% ../nbs/99_checks.ipynb #7341ce3c
+@exercise("8.2")
+def _(answer):
+    "x0 from x_t, ε and ᾱ"
+    import torch
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(3, 16, 8, generator=g), torch.randn(3, 16, 8, generator=g)
+    for a in (0.9, 0.3, torch.full((3, 1, 1), 0.05)):
+        a_t = torch.as_tensor(a)
+        x_t = a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps
+        got = answer(x_t, eps, a)
+        assert torch.allclose(torch.as_tensor(got), x0, atol=1e-4), \
+            "x_t = sqrt(ᾱ)·x0 + sqrt(1−ᾱ)·ε: solve for x0 (divide by sqrt(ᾱ), not ᾱ)"
+
+# %% ../nbs/99_checks.ipynb #7c7de074
+@exercise("8.3")
+def _(answer):
+    "trailing DDIM spacing ending at T - 1"
+    import numpy as np
+    for steps, T in ((10, 1000), (4, 1000), (50, 1000), (1, 1000), (5, 100)):
+        want = np.arange(T // steps, T + 1, T // steps) - 1
+        got = np.asarray(answer(steps, T))
+        assert got.shape == (steps,), f"trailing_timesteps({steps}, {T}) should have {steps} steps, got {got.shape}"
+        assert got[-1] == T - 1, f"the last step should be T − 1 = {T - 1}, got {got[-1]}"
+        assert np.array_equal(got, want), f"expected {want[:4]}… for {steps} steps, got {got[:4]}…: evenly spaced, ascending"
+
 # %% ../nbs/99_checks.ipynb #8ed4565e
 @exercise("10.1")
 def _(answer):
@@ -255,6 +329,80 @@ def _(answer):
         if torch.allclose(y, fwd(u)[0] + bwd(u.flip(-1))[0], atol=1e-5):
             assert False, "reverse bwd's output back in time before adding it"
     assert torch.allclose(y, ref, atol=1e-5), "y = fwd(u)[0] + flip(bwd(flip(u))[0]), flips along time (the last axis)"
+
+# %% ../nbs/99_checks.ipynb #d225e1fc
+@exercise("12.1")
+def _(answer):
+    "the number of parameters an optimiser updates (the frozen VAE excluded)"
+    import torch
+    from mug_nb.model import Config, build_model
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_model(Config.tiny())
+    want = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total, vae = sum(p.numel() for p in model.parameters()), sum(p.numel() for p in model.model.first_stage_model.parameters())
+    got = answer(model)
+    assert got != total, f"{got} counts every parameter; the VAE (first_stage_model) is frozen: requires_grad is False"
+    assert got == want, f"expected {want:,} (all {total:,} parameters less the frozen VAE's {vae:,}), got {got}"
+
+# %% ../nbs/99_checks.ipynb #8107dded
+@exercise("12.2")
+def _(answer):
+    "the U-Net's audio_channels for a tiny config whose audio encoder has middle_channels = 16"
+    from mug_nb.model import Config, ModelError, check_config
+    assert isinstance(answer, (tuple, list)) and len(answer) == 4, "answer with a tuple of 4 widths, one per U-Net level"
+    cfg = Config.tiny(); cfg.audio.middle_channels = 16; cfg.unet.audio_channels = tuple(answer)
+    try: check_config(cfg)
+    except ModelError as e: raise AssertionError(f"check_config still refuses it: {e}") from None
+
+# %% ../nbs/99_checks.ipynb #6eae7af9
+@exercise("12.3")
+def _(answer):
+    "a copy of a Config without S4 layers and with attention only at the coarsest resolution"
+    import copy
+    from mug_nb.model import Config, build_model
+    cfg = Config.tiny(); cfg.unet.attention_resolutions = (8, 4)
+    before = copy.deepcopy(cfg)
+    out = answer(cfg)
+    assert cfg == before, "leave the input unchanged: change a copy (copy.deepcopy)"
+    assert isinstance(out, Config), f"return a Config, got {type(out).__name__}"
+    assert not out.unet.s4_layer, "unet.s4_layer should be False"
+    assert tuple(out.unet.attention_resolutions) == (8,), f"attention only at 8 (the largest of (8, 4)), got {out.unet.attention_resolutions}"
+    want = copy.deepcopy(cfg); want.unet.s4_layer = False; want.unet.attention_resolutions = (8,)
+    assert out == want, "change nothing but unet.s4_layer and unet.attention_resolutions"
+    kinds = {type(m).__name__ for m in build_model(out).modules()}
+    assert "S4Layer" not in kinds, "the built model still has S4 layers"
+
+# %% ../nbs/99_checks.ipynb #c4fc47d7
+@exercise("13.1")
+def _(answer):
+    "F(m, 3) multiplications relative to the plain 3-tap convolution"
+    for m, want in ((1, 1.0), (2, 2 / 3), (4, 0.5), (6, 4 / 9), (10, 0.4)):
+        got = answer(m)
+        assert abs(got - want) < 1e-9, f"winograd_fraction({m}) should be {want:.4f}, got {got}: F(m, 3) needs m + 2 multiplications for m outputs, the plain way 3 per output"
+
+# %% ../nbs/99_checks.ipynb #e93ab891
+@exercise("13.2")
+def _(answer):
+    "the smallest width at which the folded cross-attention needs fewer multiplications"
+    for heads, tokens in ((8, 21), (4, 21), (8, 8), (1, 21), (16, 77)):
+        plain = lambda C: 2 * C * C + 2 * tokens * C
+        folded = lambda C: 2 * heads * tokens * C
+        want = next(C for C in range(1, 10 ** 5) if folded(C) < plain(C))
+        got = answer(heads, tokens)
+        assert got == want, (f"fold_break_even({heads}, {tokens}) should be {want}, got {got}: per query token the plain "
+                             f"attention takes 2C² + 2·tokens·C multiplications, the folded one 2·heads·tokens·C")
+
+# %% ../nbs/99_checks.ipynb #c8ecbf76
+@exercise("13.3")
+def _(answer):
+    "input channels in GroupNorm groups made only of audio channels"
+    cases = [((384, 32, 128, 384), 252), ((384, 32, 120, 384), 264), ((64, 8, 16, 48), 32), ((64, 8, 17, 47), 16),
+             ((48, 8, 16, 48), 30), ((40, 8, 16, 20), 0), ((40, 8, 16, 19), 0)]
+    for args, want in cases:
+        got = answer(*args)
+        assert got == want, (f"audio_only_channels{args} should be {want}, got {got}: groups hold channels // groups "
+                             f"channels each; count only the groups that lie wholly inside a0..a1")
 
 # %% ../nbs/99_checks.ipynb #20d779e7
 @exercise("15.1")
@@ -387,6 +535,60 @@ def _(answer):
     from pathlib import Path
     assert isinstance(answer, (str, Path)), "answer with a file name (a string)"
     assert Path(answer).name == 'chart (3).osz', "unique_path counts up from 2 until a name is free"
+
+# %% ../nbs/99_checks.ipynb #200d5f9b
+def _notes18(seed=0, n=120):
+    "Random rows of 1-3 notes, some long, 80-200 ms apart."
+    import numpy as np
+    from mug_nb.osu import Note
+    rng, t, out = np.random.default_rng(seed), 500, []
+    for _ in range(n):
+        for c in rng.choice(4, rng.integers(1, 4), replace=False):
+            out.append(Note(int(t + rng.integers(0, 6)), int(c), int(t + 400) if rng.random() < 0.1 else None))
+        t += int(rng.integers(80, 200))
+    return out
+
+@exercise("18.1")
+def _(answer):
+    "a left-hand trill on the rows of a chart"
+    notes = _notes18()
+    from mug_nb.control import _rows
+    times = [r[0].time for r in _rows(notes)]
+    got = sorted(answer(notes), key=lambda n: (n.time, n.column))
+    assert [n.time for n in got] == times, "keep one note at each row's time (a row: notes within 10 ms)"
+    assert all(n.end is None for n in got), "make every note a tap"
+    assert [n.column for n in got] == [k % 2 for k in range(len(got))], "alternate columns 0, 1, 0, 1, …"
+
+# %% ../nbs/99_checks.ipynb #4e600ca8
+def _draft18(seed=0, T=2048):
+    import numpy as np
+    from mug_nb.control import Draft
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(-3, 1.5, (16, T)).astype(np.float32)
+    logits[4:8], logits[8:12], logits[12:] = 0, -5, 0
+    return Draft(logits, key_count=4)
+
+@exercise("18.2")
+def _(answer):
+    "a density at which the draft renders n notes (±2 %)"
+    from mug_nb.control import Knobs, render, KNOB_RANGE
+    d = _draft18()
+    for n in (150, 600, 2000):
+        x = float(answer(d, n))
+        assert KNOB_RANGE['density'][0] <= x <= KNOB_RANGE['density'][1], f"{x} is outside KNOB_RANGE['density']"
+        got = len(render(d, Knobs(density=x)))
+        assert abs(got - n) <= 0.02 * n + 1, f"asked for {n} notes, density {x:.3f} gives {got}"
+
+# %% ../nbs/99_checks.ipynb #62bb8d14
+@exercise("18.3")
+def _(answer):
+    "a prompt for 5 stars and the hybrid type"
+    from mug_nb.control import goals
+    assert isinstance(answer, dict), "answer with a prompt: a dict like {'sr': 3}"
+    gs = goals(answer)
+    assert [g.key for g in gs] == ["sr", "ln_ratio"], f"goals of your prompt: {[g.key for g in gs]}; want sr and ln_ratio"
+    assert gs[0].asked == 5, "ask for sr 5"
+    assert gs[1].asked == "hb" and (gs[1].lo, gs[1].hi) == (0.12, 0.38), "ask for the map type, not a number (see TYPE_RANGES)"
 
 # %% ../nbs/99_checks.ipynb #6b898bb8
 @exercise("20.1")
