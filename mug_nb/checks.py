@@ -39,6 +39,50 @@ def check(id: str, answer: Any) -> bool:
     print(f"{'✓' if ok else '✗'} Exercise {id}: {msg}")
     return ok
 
+# %% ../nbs/99_checks.ipynb #72af5503
+def _windows00(od):
+    "osu!mania (stable) hit windows, ± ms, at overall difficulty `od`."
+    return dict(zip(("MAX", "300", "200", "100", "50"), (16, 64 - 3 * od, 97 - 3 * od, 127 - 3 * od, 151 - 3 * od)))
+
+@exercise("0.1")
+def _(answer):
+    "the judgement of a hit error at an overall difficulty"
+    for od in (0, 5, 8, 10):
+        w = _windows00(od)
+        cases = [(0, "MAX"), (-16, "MAX"), (16.5, "300"), (-w["300"], "300"), (w["300"] + 1, "200"), (-w["200"], "200"),
+                 (w["100"], "100"), (-w["100"] - 1, "50"), (w["50"], "50"), (w["50"] + 1, "miss"), (-400, "miss")]
+        for err, want in cases:
+            got = answer(err, od)
+            assert got == want, (f"judge({err}, od={od}) should be {want!r}, got {got!r} (windows at OD {od}: "
+                                 f"{ {k: round(v, 1) for k, v in w.items()} }, edges included, |error| counts)")
+
+# %% ../nbs/99_checks.ipynb #9c4991d8
+def _chart00(rows):
+    "A 4K Beatmap from (time, column, end) rows."
+    from mug_nb.osu import Beatmap, Note
+    bm = Beatmap(); bm.difficulty["CircleSize"] = "4"
+    bm.notes = [Note(t, c, e) for t, c, e in rows]
+    return bm
+
+@exercise("0.2")
+def _(answer):
+    "notes per second, first head to last head"
+    bm = _chart00([(1000, 0, None), (1500, 1, 2500), (2000, 2, None), (2000, 3, None), (3000, 0, None)])
+    got = answer(bm)
+    assert abs(got - 2.5) < 1e-9, f"5 notes (a long note counts once) over 2 s (1000 ms to 3000 ms) is 2.5 per s, got {got}"
+    bm = _chart00([(t, t // 250 % 4, None) for t in range(500, 10_500, 250)])
+    assert abs(answer(bm) - 40 / 9.75) < 1e-9, "40 notes from 500 ms to 10250 ms: 40 / 9.75 s"
+
+# %% ../nbs/99_checks.ipynb #2b53dd28
+@exercise("0.3")
+def _(answer):
+    "share of distinct head times with two or more notes"
+    bm = _chart00([(0, 0, None), (0, 1, None), (500, 2, 900), (1000, 0, None), (1000, 1, None), (1000, 3, None), (1500, 1, None)])
+    got = answer(bm)
+    assert abs(got - 0.5) < 1e-9, f"4 distinct times (0, 500, 1000, 1500), 2 of them chords: 0.5, got {got}"
+    bm = _chart00([(t, t // 100 % 4, None) for t in range(0, 1000, 100)])
+    assert answer(bm) == 0, "a chart of single notes has no chords"
+
 # %% ../nbs/99_checks.ipynb #930f881c
 _OSU_7K = ("osu file format v14\n\n[General]\nMode: 3\n\n[Difficulty]\nCircleSize:7\n\n"
            "[TimingPoints]\n0,500,4,2,0,60,1,0\n\n[HitObjects]\n")
@@ -274,6 +318,76 @@ def _(answer):
         assert got.shape == (steps,), f"trailing_timesteps({steps}, {T}) should have {steps} steps, got {got.shape}"
         assert got[-1] == T - 1, f"the last step should be T − 1 = {T - 1}, got {got[-1]}"
         assert np.array_equal(got, want), f"expected {want[:4]}… for {steps} steps, got {got[:4]}…: evenly spaced, ascending"
+
+# %% ../nbs/99_checks.ipynb #4781291f
+@exercise("9.1")
+def _(answer):
+    "MuG's attention matrix softmax((qk^T + P)·scale) ⊙ C, (B, heads, n, m)"
+    import torch
+    from einops import rearrange
+    from mug_nb.encoders import CrossAttention
+    torch.manual_seed(0)
+    x, ctx = torch.randn(2, 9, 16), torch.randn(2, 5, 12)
+    for att, c, m in ((CrossAttention(16, context_dim=12, heads=2, dim_head=8), ctx, 5),
+                      (CrossAttention(16, heads=2, dim_head=8), None, 9)):
+        with torch.no_grad():
+            att.C_embedding.uniform_(0.5, 1.5); att.relative_position_embedding.normal_()
+            q = rearrange(att.to_q(x), "b n (h d) -> b h n d", h=2)
+            k = rearrange(att.to_k(x if c is None else c), "b n (h d) -> b h n d", h=2)
+            P, C = att.tables(9, m, "cpu")
+            ref = ((q @ k.transpose(-1, -2) + P) * att.scale).softmax(-1) * C
+            A = answer(att, x, c)
+            assert tuple(A.shape) == (2, 2, 9, m), f"expected (B, heads, n, m) = {(2, 2, 9, m)}, got {tuple(A.shape)}"
+            if c is not None and torch.allclose(A, ((q @ k.transpose(-1, -2)) * att.scale).softmax(-1) * C, atol=1e-5):
+                assert False, "the additive table P joins the scores before the scale and the softmax"
+            if torch.allclose(A, ((q @ k.transpose(-1, -2) + P) * att.scale).softmax(-1), atol=1e-5):
+                assert False, "multiply the softmax's output by the C table"
+            assert torch.allclose(A, ref, atol=1e-5), \
+                "A = softmax((q kᵀ + P) · scale) ⊙ C, with q, k split into heads (B, h, n, d)" + \
+                ("; without a context the keys come from x" if c is None else "")
+
+# %% ../nbs/99_checks.ipynb #2cb0bb16
+def _receptive_fields(levels=7, T=8192):
+    "Measured: the input span behind the centre frame of each level of a small encoder with GroupNorms bypassed."
+    import torch
+    from torch import nn
+    from mug_nb.encoders import MelspectrogramScaleEncoder1D
+    torch.manual_seed(0)
+    enc = MelspectrogramScaleEncoder1D(n_freq=4, middle_channels=8, num_heads=2, num_groups=2, use_checkpoint=False)
+    for m in enc.modules():
+        if isinstance(m, nn.GroupNorm): m.forward = lambda x: x
+    x = torch.randn(1, 4, T, requires_grad=True)
+    outs, spans = enc(x), []
+    for level in range(levels):
+        grad, = torch.autograd.grad(outs[level][0, :, outs[level].shape[-1] // 2].sum(), x, retain_graph=True)
+        nz = (grad[0].abs().sum(0) > 0).nonzero()[:, 0]
+        spans.append(int(nz[-1] - nz[0] + 1))
+    return spans
+
+@exercise("9.2")
+def _(answer):
+    "receptive field of the audio encoder's levels 0-6, in mel frames"
+    spans = _receptive_fields()
+    got = [answer(level) for level in range(7)]
+    assert got[0] == spans[0], f"level 0 is not {got[0]} frames: conv_in (k3) adds 2, then two blocks of two convolutions, dilations (1, 2) and (4, 8)"
+    for level, (a, b) in enumerate(zip(got, spans)):
+        assert a == b, f"level {level}: measured {b} mel frames, you have {a} (each step of level i is 2^i mel frames)"
+
+# %% ../nbs/99_checks.ipynb #b81a72c4
+@exercise("9.3")
+def _(answer):
+    "band-wise spectral flux per note frame (onset_features unfolded)"
+    import torch
+    from mug_nb.encoders import onset_features
+    g = torch.Generator().manual_seed(0)
+    for B, n, T, bands in ((1, 16, 200, 4), (2, 8, 64, 2), (1, 12, 130, 3)):
+        mel = torch.randn(B, n, T, generator=g)
+        of = onset_features(mel, bands)
+        ref = of.reshape(B, bands, 8, -1).transpose(2, 3).reshape(B, bands, -1)
+        got = answer(mel, bands)
+        assert tuple(got.shape) == tuple(ref.shape), f"mel {(B, n, T)}, {bands} bands: expected shape {tuple(ref.shape)}, got {tuple(got.shape)}"
+        assert torch.allclose(got, ref, atol=1e-5), \
+            "flux = relu(mel[t] - mel[t-1]) (0 at t = 0), mean over each band's bins, zero-pad to a multiple of 64, max over 8 frames"
 
 # %% ../nbs/99_checks.ipynb #8ed4565e
 @exercise("10.1")
