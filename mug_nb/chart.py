@@ -151,7 +151,7 @@ def roundtrip_report(notes, key_count: int, decoder: str = 'improved', n_frames:
     end_ok = np.where(np.isnan(e_u), d_end < 0, (d_end >= 0) & (np.abs(d_end - np.nan_to_num(e_u)) <= 1))
     return {'unique': int(u.sum()), 'start_ok': int(start_ok.sum()), 'whole': int((start_ok & end_ok).sum())}
 
-# %% ../nbs/02_chart.ipynb #1c2c6fa0
+# %% ../nbs/02_chart.ipynb #58ac61c1
 def plot_piano_roll(notes_or_beatmap, ax=None, key_count: int | None = None, start_ms: float = 0,
                     end_ms: float | None = None, title: str | None = None):
     "Draw notes (or a `Beatmap`) as a piano roll: time in seconds across, one lane per column."
@@ -172,7 +172,7 @@ def plot_piano_roll(notes_or_beatmap, ax=None, key_count: int | None = None, sta
            xlabel='time (s)', ylabel='column', title=title or '')
     return ax
 
-# %% ../nbs/02_chart.ipynb #36074673
+# %% ../nbs/02_chart.ipynb #9a54c1f5
 def plot_note_array(array, ax=None, key_count: int | None = None, frames: slice | None = None, title: str = ''):
     "Heat map of a (4K, T) note array, rows labelled by channel group."
     import matplotlib.pyplot as plt

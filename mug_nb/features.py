@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from fastcore.basics import patch
 
 from .osu import Beatmap, Note, dumps_osu, read_osu
 
@@ -44,7 +45,7 @@ def _chart(notes, keys: int = 4, od: float = 8.0) -> Beatmap:
         lines.append(f"{x},192,{t},128,0,{int(end)}:0:0:0:0:" if end is not None else f"{x},192,{t},1,0,0:0:0:0:")
     return read_osu("\n".join(lines) + "\n")
 
-# %% ../nbs/03_features.ipynb #c77605d6
+# %% ../nbs/03_features.ipynb #3fbc376b
 def _require_notes(beatmap: Beatmap, what: str) -> None:
     if not beatmap.notes:
         raise FeatureError(f"{what}: {_name(beatmap)} has no notes")
@@ -52,6 +53,7 @@ def _require_notes(beatmap: Beatmap, what: str) -> None:
 def _name(beatmap: Beatmap) -> str:
     return str(getattr(beatmap, "path", None) or "chart")
 
+# %% ../nbs/03_features.ipynb #ba2ae8ef
 def note_rows(beatmap: Beatmap, rate: float = 1.0, until_ms: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     "Distinct head times in seconds (divided by `rate`) and the column bit-mask hit at each (4K); heads before `until_ms` (chart ms)."
     if rate <= 0: raise FeatureError(f"rate must be > 0, got {rate}")
@@ -64,7 +66,7 @@ def note_rows(beatmap: Beatmap, rate: float = 1.0, until_ms: float | None = None
     masks = np.zeros(len(times), np.int64); np.bitwise_or.at(masks, inv, 1 << c)
     return times / 1000.0 / rate, masks
 
-# %% ../nbs/03_features.ipynb #3fbc376b
+# %% ../nbs/03_features.ipynb #273a62b4
 RICE_BELOW, LN_ABOVE, DATASET_HB_MAX = 0.1, 0.4, 0.7
 
 def ln_ratio(beatmap: Beatmap) -> float:
@@ -77,6 +79,7 @@ def map_type(beatmap_or_ratio) -> str:
     r = beatmap_or_ratio if isinstance(beatmap_or_ratio, (int, float)) else ln_ratio(beatmap_or_ratio)
     return "rice" if r < RICE_BELOW else ("hybrid" if r <= LN_ABOVE else "ln")
 
+# %% ../nbs/03_features.ipynb #a88bacfe
 def type_flags(ratio: float, rule: str = "webui") -> dict:
     "`{'rc','hb','ln'}` as 0/1. rule='dataset': the original feature script's overlapping flags."
     if rule == "dataset":
@@ -85,7 +88,7 @@ def type_flags(ratio: float, rule: str = "webui") -> dict:
     kind = map_type(ratio)
     return dict(rc=int(kind == "rice"), hb=int(kind == "hybrid"), ln=int(kind == "ln"))
 
-# %% ../nbs/03_features.ipynb #ba2ae8ef
+# %% ../nbs/03_features.ipynb #215ff7b3
 @functools.lru_cache(maxsize=16)
 def _file_notes(path: str, mtime_ns: int, size: int) -> tuple[str, list | None]:
     text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
@@ -101,6 +104,7 @@ def _chart_text(beatmap: Beatmap) -> str:
         if notes == beatmap.notes: return text
     return dumps_osu(beatmap)
 
+# %% ../nbs/03_features.ipynb #e9986c01
 def _rosu_map(chart):
     import rosu_pp_py as rosu
     if isinstance(chart, Beatmap):
@@ -114,6 +118,7 @@ def _rosu_map(chart):
     except Exception as e:
         raise FeatureError(f"star_rating: rosu-pp could not read {_name(chart) if isinstance(chart, Beatmap) else 'the chart'}: {e}") from e
 
+# %% ../nbs/03_features.ipynb #174a1742
 def star_rating(chart, rate: float = 1.0) -> float:
     "osu!mania star rating (current algorithm, rosu-pp) of a Beatmap, a path or .osu text at clock `rate`."
     if not rate > 0: raise FeatureError(f"star_rating: rate must be > 0, got {rate}")
@@ -127,7 +132,7 @@ def strain_peaks(chart, rate: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     peaks = np.asarray(s.strains, float)
     return np.arange(len(peaks)) * s.section_length * rate, peaks
 
-# %% ../nbs/03_features.ipynb #273a62b4
+# %% ../nbs/03_features.ipynb #bf0c3619
 def teaching_strains(beatmap: Beatmap, individual_decay: float = 0.125, overall_decay: float = 0.30):
     "Per-column and overall strain after each note (heads only; a didactic simplification of osu!mania's strain)."
     _require_notes(beatmap, "teaching_strains")
@@ -141,7 +146,7 @@ def teaching_strains(beatmap: Beatmap, individual_decay: float = 0.125, overall_
         times.append(n.time); cols[i] = ind; ov.append(overall)
     return np.array(times), cols, np.array(ov)
 
-# %% ../nbs/03_features.ipynb #ad2e65e6
+# %% ../nbs/03_features.ipynb #95275d3e
 BIN_S = 0.5                                                # interval length (s), as in MinaCalc
 FAST_S = (0.10, 0.15)                                      # column hit again within 100 ms: a fast repeat; after 150 ms: not
 _POP = np.array([bin(m).count("1") for m in range(16)])    # notes in a row mask
@@ -151,6 +156,7 @@ def _smooth(x: np.ndarray) -> np.ndarray:
     y = np.asarray(x, float).copy(); y[1:] += x[:-1]; y[:-1] += x[1:]
     return y / 3
 
+# %% ../nbs/03_features.ipynb #d49c69e4
 def pattern_table(times: np.ndarray, masks: np.ndarray) -> dict:
     "Per-interval hand note counts, chord shares (by notes), jack share, fastest column rate and fast-repeat share."
     b = np.floor((times - times[0]) / BIN_S).astype(np.int64); nb = int(b[-1]) + 1
@@ -168,7 +174,7 @@ def pattern_table(times: np.ndarray, masks: np.ndarray) -> dict:
                 notes=notes, share=share, jack=np.bincount(b, cnt * jack_row, nb) / den, column_rate=rate.max(0),
                 fast=fast / den)
 
-# %% ../nbs/03_features.ipynb #714946da
+# %% ../nbs/03_features.ipynb #128004be
 SCORE_GOAL, LOSS_POWER = 0.93, 1.8
 
 def solve_rating(d: np.ndarray, w: np.ndarray, goal: float = SCORE_GOAL, power: float = LOSS_POWER) -> np.ndarray:
@@ -184,7 +190,7 @@ def solve_rating(d: np.ndarray, w: np.ndarray, goal: float = SCORE_GOAL, power: 
         hi, lo = np.where(ok, r, hi), np.where(ok, lo, r)
     return (lo + hi) / 2
 
-# %% ../nbs/03_features.ipynb #174a1742
+# %% ../nbs/03_features.ipynb #bd83047d
 SKILLSETS = ("overall", "stream", "jumpstream", "handstream", "stamina", "jackspeed", "chordjack", "technical")
 PATTERNS = ("stream", "jumpstream", "handstream", "jackspeed", "chordjack", "technical")  # the "more/less" six
 CALIBRATION = dict(scale=2.5357, power=0.9856, jack_scale=1.755, jack_power=1.1829,
@@ -192,6 +198,7 @@ CALIBRATION = dict(scale=2.5357, power=0.9856, jack_scale=1.755, jack_power=1.18
                    floor=dict(stream=0.6078, jumpstream=0.7637, handstream=0.7396, chordjack=0.6246, technical=0.7231),
                    jack_bound=0.55, cap=40.0)
 
+# %% ../nbs/03_features.ipynb #0b41519a
 def pattern_presence(tab: dict) -> dict:
     "Per-interval presence (0..1) of stream, jumpstream, handstream, chordjack and technical patterns."
     s, jack = tab["share"], tab["jack"]; chord = s[2] + s[3] + s[4]
@@ -201,7 +208,7 @@ def pattern_presence(tab: dict) -> dict:
                 chordjack=np.minimum(1, chord / 0.6) * np.minimum(1, jack / 0.3),
                 technical=(1 - jack) * (1 - 0.5 * s[4]))
 
-# %% ../nbs/03_features.ipynb #c15a5b0f
+# %% ../nbs/03_features.ipynb #e3245b22
 VIBRO_FROM = 0.5   # an interval is jack-bound once more than half of its notes are fast repeats
 
 def vibro_presence(tab: dict) -> np.ndarray:
@@ -209,12 +216,13 @@ def vibro_presence(tab: dict) -> np.ndarray:
     share = _smooth(tab["fast"] * tab["notes"]) / np.maximum(_smooth(tab["notes"]), 1e-9)
     return np.clip((share - VIBRO_FROM) / (1 - VIBRO_FROM), 0, 1)
 
+# %% ../nbs/03_features.ipynb #3311e05f
 def jack_ceiling(tab: dict, cal: dict = CALIBRATION) -> np.ndarray:
     "Per interval: the hand density (notes/s) that rates at `cal['jack_bound']` × the interval's jack difficulty."
     jack_msd = cal["jack_scale"] * np.maximum(tab["column_rate"], 1e-9) ** cal["jack_power"]
     return (cal["jack_bound"] * jack_msd / cal["scale"]) ** (1 / cal["power"])
 
-# %% ../nbs/03_features.ipynb #a1edbd66
+# %% ../nbs/03_features.ipynb #6fed6e76
 def _estimate(times: np.ndarray, masks: np.ndarray, cal: dict = CALIBRATION) -> dict:
     tab = pattern_table(times, masks); pres = pattern_presence(tab)
     hands = np.stack([_smooth(tab["left"]), _smooth(tab["right"])]) / BIN_S      # (2, M) notes/s per hand
@@ -231,6 +239,7 @@ def _estimate(times: np.ndarray, masks: np.ndarray, cal: dict = CALIBRATION) -> 
     out["stamina"] = max(out[k] for k in names) * min(1.0, cal["stamina_base"] + cal["stamina_slope"] * c)
     return {k: float(min(out[k], cal["cap"])) for k in SKILLSETS}
 
+# %% ../nbs/03_features.ipynb #56f293ef
 def skillsets(beatmap: Beatmap, rate: float = 1.0, backend: str = "estimate", until_ms: float | None = None) -> dict:
     "Etterna-style MSD skillsets {overall, stream, ..., technical} of a 4K chart at clock `rate` (heads before `until_ms`)."
     times, masks = note_rows(beatmap, rate, until_ms)
@@ -244,7 +253,7 @@ def skillsets(beatmap: Beatmap, rate: float = 1.0, backend: str = "estimate", un
     if len(times) < 2: return {k: 0.0 for k in SKILLSETS}
     return _estimate(times, masks)
 
-# %% ../nbs/03_features.ipynb #5407963e
+# %% ../nbs/03_features.ipynb #3f6b3603
 def plot_skillsets(charts: dict, ax=None):
     "Grouped bars of the skillsets of {label: Beatmap or skillset dict}."
     if ax is None: import matplotlib.pyplot as plt; _, ax = plt.subplots(figsize=(9, 3))
@@ -255,7 +264,7 @@ def plot_skillsets(charts: dict, ax=None):
     ax.set_xticks(x + wdt * (len(charts) - 1) / 2, SKILLSETS, rotation=20); ax.set_ylabel("MSD"); ax.legend()
     return ax
 
-# %% ../nbs/03_features.ipynb #0e51fe04
+# %% ../nbs/03_features.ipynb #85213d64
 def plot_density(beatmap: Beatmap, ax=None, window_s: float = 1.0):
     "Notes per second over time, per hand (4K) or overall."
     if ax is None: import matplotlib.pyplot as plt; _, ax = plt.subplots(figsize=(9, 2.5))
@@ -269,7 +278,7 @@ def plot_density(beatmap: Beatmap, ax=None, window_s: float = 1.0):
     ax.set_xlabel("time (s)"); ax.set_ylabel("notes / s"); ax.legend(fontsize=7)
     return ax
 
-# %% ../nbs/03_features.ipynb #90cdfb2e
+# %% ../nbs/03_features.ipynb #1a333d00
 @dataclass(frozen=True)
 class Feature:
     "One prompt feature: numeric (min, max, interval), category (values) or bool."
@@ -287,7 +296,7 @@ FEATURES = ((Feature("sr", "numeric", 1, 8, 0.2), Feature("rank_status", "catego
              Feature("ln_ratio", "numeric", 0, 1, 0.1), Feature("rc", "bool"), Feature("hb", "bool"), Feature("ln", "bool"))
             + tuple(Feature(n, "numeric", 5, 35, 1) if n.endswith("ett") else Feature(n, "bool") for n in _MSD))
 
-# %% ../nbs/03_features.ipynb #bd83047d
+# %% ../nbs/03_features.ipynb #bd633a6d
 class Vocabulary:
     "Feature list + id layout. compat=True: the original's layout (collision at maxima, float truncation)."
     def __init__(self, features, compat: bool = False, aliases: dict | None = None):
@@ -303,22 +312,35 @@ class Vocabulary:
         n = (f.max - f.min) / f.interval
         return math.ceil(n) + 1 if self.compat else int(math.floor(n + 1e-9)) + 2
 
-    @classmethod
-    def from_yaml(cls, path, compat: bool = True, **kw) -> "Vocabulary":
-        "Read the original's `mania_beatmap_features.yaml` format (a list of name/type/... entries)."
-        import yaml
-        feats = []
-        for e in yaml.safe_load(Path(path).read_text()):
-            if e["type"] == "numeric": feats.append(Feature(e["name"], "numeric", e["min"], e["max"], e["interval"]))
-            elif e["type"] == "category": feats.append(Feature(e["name"], "category", values=tuple(e["category"])))
-            elif e["type"] == "bool": feats.append(Feature(e["name"], "bool"))
-            else: raise FeatureError(f"{path}: feature {e.get('name')!r} has unknown type {e['type']!r}")
-        return cls(feats, compat=compat, **kw)
-
     def __len__(self): return len(self.features)
     def __repr__(self): return f"Vocabulary({len(self)} features, {self.size} ids, compat={self.compat})"
 
-# %% ../nbs/03_features.ipynb #0b41519a
+# %% ../nbs/03_features.ipynb #7a588b74
+@patch(cls_method=True)
+def from_yaml(cls: Vocabulary, path, compat: bool = True, **kw) -> "Vocabulary":
+    "Read the original's `mania_beatmap_features.yaml` format (a list of name/type/... entries)."
+    import yaml
+    feats = []
+    for e in yaml.safe_load(Path(path).read_text()):
+        if e["type"] == "numeric": feats.append(Feature(e["name"], "numeric", e["min"], e["max"], e["interval"]))
+        elif e["type"] == "category": feats.append(Feature(e["name"], "category", values=tuple(e["category"])))
+        elif e["type"] == "bool": feats.append(Feature(e["name"], "bool"))
+        else: raise FeatureError(f"{path}: feature {e.get('name')!r} has unknown type {e['type']!r}")
+    return cls(feats, compat=compat, **kw)
+
+# %% ../nbs/03_features.ipynb #771a1aa0
+def _numeric_slot(vocab: Vocabulary, f: Feature, v, clip: bool) -> int:
+    "The slot of a number: its bucket, 1-based (slot 0 is 'missing')."
+    try: x = float(v)
+    except (TypeError, ValueError): raise FeatureError(f"prompt key {f.name!r}: expected a number, got {v!r}") from None
+    if not np.isfinite(x): raise FeatureError(f"prompt key {f.name!r}: expected a finite number, got {v!r}")
+    if not clip and not (f.min <= x <= f.max):
+        raise FeatureError(f"prompt key {f.name!r}: {x} is outside [{f.min}, {f.max}] (use clip=True to clip)")
+    x = min(max(x, f.min), f.max)
+    if vocab.compat: return 1 + int((x - f.min) / f.interval)
+    return 1 + int(math.floor((x - f.min) / f.interval + 1e-6))
+
+# %% ../nbs/03_features.ipynb #1bf82817
 def _slot(vocab: Vocabulary, f: Feature, v, clip: bool) -> int:
     if v is None: return 0
     if f.kind == "bool":
@@ -332,15 +354,9 @@ def _slot(vocab: Vocabulary, f: Feature, v, clip: bool) -> int:
         if v not in f.values:
             raise FeatureError(f"prompt key {f.name!r}: expected one of {list(f.values)}, got {v!r}")
         return 1 + f.values.index(v)
-    try: x = float(v)
-    except (TypeError, ValueError): raise FeatureError(f"prompt key {f.name!r}: expected a number, got {v!r}") from None
-    if not np.isfinite(x): raise FeatureError(f"prompt key {f.name!r}: expected a finite number, got {v!r}")
-    if not clip and not (f.min <= x <= f.max):
-        raise FeatureError(f"prompt key {f.name!r}: {x} is outside [{f.min}, {f.max}] (use clip=True to clip)")
-    x = min(max(x, f.min), f.max)
-    if vocab.compat: return 1 + int((x - f.min) / f.interval)
-    return 1 + int(math.floor((x - f.min) / f.interval + 1e-6))
+    return _numeric_slot(vocab, f, v, clip)
 
+# %% ../nbs/03_features.ipynb #031a88f1
 def prompt_to_ids(prompt: dict, vocab: Vocabulary | None = None, clip: bool = False) -> np.ndarray:
     "The (n_features,) int64 embedding ids of a prompt dict; absent or None keys are 'missing'."
     vocab = DEFAULT_VOCAB if vocab is None else vocab
@@ -349,12 +365,13 @@ def prompt_to_ids(prompt: dict, vocab: Vocabulary | None = None, clip: bool = Fa
     s = [_slot(vocab, f, prompt.get(f.name), clip) for f in vocab.features]
     return vocab.bases + np.asarray(s, np.int64)
 
-# %% ../nbs/03_features.ipynb #a0b341b8
+# %% ../nbs/03_features.ipynb #b1769e3b
 def asset_path(name: str = "mania_beatmap_features.yaml") -> Path:
     "Path of a file shipped in `mug_nb/assets/` (the original's feature YAML lives there)."
     import mug_nb
     return Path(mug_nb.__file__).parent / "assets" / name
 
+# %% ../nbs/03_features.ipynb #3af60d4f
 _ALIASES = dict(approved="ranked", qualified="ranked", pending="graveyard", wip="graveyard")
 COMPAT_VOCAB = Vocabulary(FEATURES, compat=True)
 DEFAULT_FEATURES = tuple(replace(f, min=0) if f.name == "sr" or f.name.endswith("ett") else f for f in FEATURES)
@@ -367,12 +384,13 @@ def vocabulary(name: str) -> Vocabulary:
     if name not in VOCABULARIES: raise FeatureError(f"unknown prompt vocabulary {name!r}; expected one of {list(VOCABULARIES)}")
     return VOCABULARIES[name]
 
-# %% ../nbs/03_features.ipynb #3fbb4492
+# %% ../nbs/03_features.ipynb #f867b2a1
 def pattern_flags(ss: dict) -> dict:
     "The original's more/less rule: pattern (and stamina) → True when within 1 MSD of the top non-stamina pattern."
     top = max(ss[k] for k in PATTERNS)
     return {k: bool(top - ss[k] <= 1) for k in PATTERNS + ("stamina",)}
 
+# %% ../nbs/03_features.ipynb #6d26b53a
 def prompt_from_chart(beatmap: Beatmap, rate: float = 1.0) -> dict:
     "The prompt that describes `beatmap` at clock `rate`: sr, ln_ratio, map type, ett, <pattern>_ett and more/less flags."
     _require_notes(beatmap, "prompt_from_chart")
@@ -382,7 +400,7 @@ def prompt_from_chart(beatmap: Beatmap, rate: float = 1.0) -> dict:
     p.update({f"{k}_ett": ss[k] for k in SKILLSETS[1:]}); p.update(pattern_flags(ss))
     return p
 
-# %% ../nbs/03_features.ipynb #648ecbe5
+# %% ../nbs/03_features.ipynb #10d9dd88
 FEATURE_VERSION = 2   # 2: skillsets with the jack ceiling (jacks and vibro)
 
 def compute_features(beatmap: Beatmap) -> dict:
@@ -397,12 +415,13 @@ def compute_features(beatmap: Beatmap) -> dict:
         out["ett"] = ss["overall"]; out.update({f"{k}_ett": ss[k] for k in SKILLSETS[1:]}); out.update(pattern_flags(ss))
     return out
 
+# %% ../nbs/03_features.ipynb #cb21f799
 def file_hash(path_or_bytes) -> str:
     "SHA-1 hex digest of a file (or of bytes): the key of the feature store."
     data = path_or_bytes if isinstance(path_or_bytes, (bytes, bytearray)) else Path(path_or_bytes).read_bytes()
     return hashlib.sha1(data).hexdigest()
 
-# %% ../nbs/03_features.ipynb #c0d94bd1
+# %% ../nbs/03_features.ipynb #fc517f54
 class FeatureStore:
     "A SQLite table `features(hash PRIMARY KEY, version, data JSON)` of per-chart features."
     def __init__(self, path):
@@ -420,22 +439,31 @@ class FeatureStore:
         row = self.db.execute("SELECT data FROM features WHERE hash = ?", (hash,)).fetchone()
         return None if row is None else json.loads(row[0])
 
-    def get_or_compute(self, hash: str, beatmap: Beatmap) -> dict:
-        "Cached features, computed (and stored) on a miss or an older FEATURE_VERSION."
-        f = self.get(hash)
-        if f is None or f.get("version") != FEATURE_VERSION:
-            f = compute_features(beatmap); self.put(hash, f)
-        return f
+# %% ../nbs/03_features.ipynb #808cef7a
+@patch
+def get_or_compute(self: FeatureStore, hash: str, beatmap: Beatmap) -> dict:
+    "Cached features, computed (and stored) on a miss or an older FEATURE_VERSION."
+    f = self.get(hash)
+    if f is None or f.get("version") != FEATURE_VERSION:
+        f = compute_features(beatmap); self.put(hash, f)
+    return f
 
-    def __contains__(self, hash) -> bool:
-        return self.db.execute("SELECT 1 FROM features WHERE hash = ?", (hash,)).fetchone() is not None
-    def __len__(self) -> int: return self.db.execute("SELECT COUNT(*) FROM features").fetchone()[0]
-    def keys(self) -> list[str]: return [r[0] for r in self.db.execute("SELECT hash FROM features ORDER BY hash")]
-    def close(self) -> None: self.db.close()
-    def __enter__(self): return self
-    def __exit__(self, *exc): self.close()
+# %% ../nbs/03_features.ipynb #ebf8b2c9
+@patch
+def __contains__(self: FeatureStore, hash) -> bool:
+    return self.db.execute("SELECT 1 FROM features WHERE hash = ?", (hash,)).fetchone() is not None
+@patch
+def __len__(self: FeatureStore) -> int: return self.db.execute("SELECT COUNT(*) FROM features").fetchone()[0]
+@patch
+def keys(self: FeatureStore) -> list[str]: return [r[0] for r in self.db.execute("SELECT hash FROM features ORDER BY hash")]
+@patch
+def close(self: FeatureStore) -> None: self.db.close()
+@patch
+def __enter__(self: FeatureStore): return self
+@patch
+def __exit__(self: FeatureStore, *exc): self.close()
 
-# %% ../nbs/03_features.ipynb #22d70b99
+# %% ../nbs/03_features.ipynb #d694d821
 def summary(beatmap: Beatmap, rate: float = 1.0) -> dict:
     "Star rating, LN ratio, map type, skillsets and prompt of a chart (for `mug-nb info`)."
     _require_notes(beatmap, "summary")

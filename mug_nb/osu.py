@@ -137,6 +137,7 @@ def note_columns(notes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     e = np.array([x.end for x in notes], np.float64)  # None becomes NaN
     return t, c, e
 
+# %% ../nbs/01_osu.ipynb #88bf33f6
 @patch(as_prop=True)
 def notes(self: Beatmap) -> NoteList:
     "The notes as a `NoteList` of `Note`s (in step with `note_arrays()`)."
@@ -152,6 +153,7 @@ def notes(self: Beatmap, notes):
     self._notes = notes if isinstance(notes, NoteList) else NoteList(notes)
     self._cols, self._seen = None, -1
 
+# %% ../nbs/01_osu.ipynb #f061c34b
 @patch
 def _set_note_arrays(self: Beatmap, time, column, end):
     "Make three arrays (start ms, column, end ms or NaN; whole ms) the notes of this beatmap."
@@ -167,7 +169,7 @@ def note_arrays(self: Beatmap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self._cols, self._seen = (t, c, e), self._notes.version
     return self._cols
 
-# %% ../nbs/01_osu.ipynb #48f4a8a8
+# %% ../nbs/01_osu.ipynb #802d48e5
 @patch(as_prop=True)
 def timing_points(self: Beatmap) -> list:
     "The `TimingPoint`s (made on first use after a fast read)."
@@ -183,7 +185,7 @@ def _set_timing_arrays(self: Beatmap, cols):
     "Make eight arrays (time, beat length, meter, uninherited, sample set, sample index, volume, effects) the timing points."
     self._tps, self._tp_cols = None, cols
 
-# %% ../nbs/01_osu.ipynb #976c099f
+# %% ../nbs/01_osu.ipynb #3684c028
 def _key_count(difficulty: dict, source='<beatmap>') -> int:
     "Key count from `CircleSize` (default 5) as osu! computes it: clamped to 1-18, rounded half to even."
     text = difficulty.get('CircleSize', '5')
@@ -192,7 +194,7 @@ def _key_count(difficulty: dict, source='<beatmap>') -> int:
     if not math.isfinite(cs): raise KeyCountError(f'{source}: expected a number for CircleSize (the key count), got {text!r}')
     return max(1, round(min(max(cs, 1.0), 18.0)))
 
-# %% ../nbs/01_osu.ipynb #4ecbaef2
+# %% ../nbs/01_osu.ipynb #41f211ef
 def _times(self):
     return [n.time for n in self.notes], [n.end if n.end is not None else n.time for n in self.notes]
 
@@ -211,12 +213,14 @@ def duration_ms(self: Beatmap) -> int:
     "Playable length as osu! computes it: last tail (or head) minus first head."
     return 0 if not self.notes else self.last_ms - self.first_ms
 
+# %% ../nbs/01_osu.ipynb #71e5be4c
 @patch
 def bpm_range(self: Beatmap) -> tuple[float, float] | None:
     "(lowest, highest) tempo of the red timing lines, or None without any."
     bpms = [tp.bpm for tp in self.timing_points if tp.bpm is not None]
     return (min(bpms), max(bpms)) if bpms else None
 
+# %% ../nbs/01_osu.ipynb #39943304
 @patch
 def summary(self: Beatmap) -> dict:
     "The facts `mug-nb info` prints: keys, notes, holds, duration, tempo range, names."
@@ -226,6 +230,7 @@ def summary(self: Beatmap) -> dict:
             'holds': self.n_holds, 'taps': self.n_taps, 'first_ms': self.first_ms, 'last_ms': self.last_ms,
             'duration_ms': self.duration_ms, 'bpm_min': lo, 'bpm_max': hi, 'audio': self.audio_filename}
 
+# %% ../nbs/01_osu.ipynb #afcb6fd1
 @patch
 def with_notes(self: Beatmap, notes) -> Beatmap:
     "A copy of this beatmap with other notes (sorted by time), e.g. a generated chart on a template."
@@ -233,7 +238,7 @@ def with_notes(self: Beatmap, notes) -> Beatmap:
                    metadata=dict(self.metadata), difficulty=dict(self.difficulty), events=list(self.events),
                    timing_points=list(self.timing_points))
 
-# %% ../nbs/01_osu.ipynb #4fe9e1d1
+# %% ../nbs/01_osu.ipynb #9b2bcacc
 _HEADER = re.compile(r'osu file format v(\d+)')
 _MAX = 2**31 - 1
 
@@ -242,6 +247,7 @@ def _to_text(data: bytes, source) -> str:
     except UnicodeDecodeError as e:
         raise OsuSyntaxError(source, data[:e.start].count(b'\n') + 1, 'UTF-8 text') from None
 
+# %% ../nbs/01_osu.ipynb #d05d6537
 def _split_sections(text: str, source):
     "Return (format version, {section: [(line_no, line), ...]}) for an .osu text."
     lines = text.lstrip('\ufeff').splitlines()
@@ -258,7 +264,7 @@ def _split_sections(text: str, source):
             sections[current].append((no, raw.rstrip() if current == 'Events' else line))
     return version, sections
 
-# %% ../nbs/01_osu.ipynb #fc589279
+# %% ../nbs/01_osu.ipynb #32af4fff
 def _parse_pairs(lines, source, section) -> dict:
     out = {}
     for no, line in lines:
@@ -274,7 +280,7 @@ def _num(text, source, no, what, line, integer=False):
     if not math.isfinite(v) or abs(v) > _MAX: raise OsuSyntaxError(source, no, what, line)
     return int(v) if integer else v
 
-# %% ../nbs/01_osu.ipynb #ff6b070b
+# %% ../nbs/01_osu.ipynb #261adc22
 def _parse_timing(lines, source, offset=0) -> list[TimingPoint]:
     out, names = [], ['meter', 'sample_set', 'sample_index', 'volume', 'uninherited', 'effects']
     for no, line in lines:
@@ -289,12 +295,12 @@ def _parse_timing(lines, source, offset=0) -> list[TimingPoint]:
         out.append(TimingPoint(time, bl, **rest))
     return out
 
-# %% ../nbs/01_osu.ipynb #a3c60d96
+# %% ../nbs/01_osu.ipynb #ec06a8f9
 def column_of(x: float, key_count: int) -> int:
     "osu!mania column of an object at `x` (0..511) for `key_count` keys."
     return min(max(int(x) * key_count // 512, 0), key_count - 1)
 
-# %% ../nbs/01_osu.ipynb #96f286f5
+# %% ../nbs/01_osu.ipynb #02993a86
 class _TimingLookup:
     "Find the red line and the speed multiplier in force at a time."
     def __init__(self, tps: list[TimingPoint]):
@@ -313,7 +319,7 @@ class _TimingLookup:
         i = bisect.bisect_right(self.all_t, t) - 1
         return 1.0 if i < 0 else self.all[i].bpm_multiplier
 
-# %% ../nbs/01_osu.ipynb #71e5be4c
+# %% ../nbs/01_osu.ipynb #fa909b07
 def _slider_end(f, time, lookup, slider_mult, source, no, line) -> int:
     slides = _num(f[6], source, no, 'the slide count of a slider', line, integer=True) if len(f) > 6 else 1
     length = _num(f[7], source, no, 'the length of a slider', line) if len(f) > 7 and f[7] else 0.0
@@ -331,7 +337,7 @@ def _slider_end(f, time, lookup, slider_mult, source, no, line) -> int:
             * f(0.01) / f(slider_mult)
     return int(math.floor(end)) if math.isfinite(end) and end < _MAX else time
 
-# %% ../nbs/01_osu.ipynb #39943304
+# %% ../nbs/01_osu.ipynb #a2b69dcc
 class LegacyRandom:
     "osu!'s legacy xorshift generator (osu!stable's `FastRandom`), for reproducing its conversions."
     def __init__(self, seed: int):
@@ -344,6 +350,7 @@ class LegacyRandom:
     def next_double(self) -> float: return (self.next_uint() & 0x7FFFFFFF) / 2147483648.0
     def next_int(self, lower: int, upper: int) -> int: return int(lower + self.next_double() * (upper - lower))
 
+# %% ../nbs/01_osu.ipynb #77e87dbb
 def _mania_seed(difficulty: dict) -> int:
     "osu!'s seed for mania conversion: round(HP + CS) * 20 + int(OD * 41.2) + round(AR), in single precision."
     def get(key, default):
@@ -354,7 +361,7 @@ def _mania_seed(difficulty: dict) -> int:
     ar, cs = min(max(get('ApproachRate', od), 0), 10), min(max(get('CircleSize', 5), 1), 18)
     return round(float(np.float32(hp) + np.float32(cs))) * 20 + int(od * 41.2) + round(ar)
 
-# %% ../nbs/01_osu.ipynb #afcb6fd1
+# %% ../nbs/01_osu.ipynb #9f6f34ee
 def _parse_objects(lines, source, difficulty, lookup, slider_mult, offset=0):
     key_count, raw = _key_count(difficulty, source), []
     for no, line in lines:
@@ -376,6 +383,7 @@ def _parse_objects(lines, source, difficulty, lookup, slider_mult, offset=0):
     raw.sort(key=lambda r: r[0])  # stable: file order within a time, as osu! keeps it
     return _place_spinners(raw, key_count, difficulty)
 
+# %% ../nbs/01_osu.ipynb #3dd75540
 def _place_spinners(raw, key_count, difficulty):
     "Give spinners osu!'s column and tap-or-hold; return the objects as (start, column, end or NaN) arrays."
     rng, times, cols, ends = None, [], [], []
@@ -387,7 +395,7 @@ def _place_spinners(raw, key_count, difficulty):
         times.append(t); cols.append(col); ends.append(end)
     return np.array(times, np.float64), np.array(cols, np.int64), np.array(ends, np.float64)  # None -> NaN
 
-# %% ../nbs/01_osu.ipynb #354ae4ec
+# %% ../nbs/01_osu.ipynb #4236c2ad
 class _Fallback(Exception):
     "The fast reader met something it does not handle: read the text line by line instead."
 
@@ -402,6 +410,7 @@ def _lines_of(body: str, section) -> list:
         out.append((0, raw.rstrip() if section == 'Events' else line))
     return out
 
+# %% ../nbs/01_osu.ipynb #83024ff5
 def _split_fast(text: str):
     """`_split_sections`, but [TimingPoints] and [HitObjects] come back as (start, end) spans of `text`.
     Line numbers are 0: the fast reader never reports an error itself."""
@@ -426,7 +435,7 @@ def _split_fast(text: str):
         sections[name] = (eol + 1, nxt) if name in ('TimingPoints', 'HitObjects') else _lines_of(text[eol + 1:nxt], name)
     return version, sections
 
-# %% ../nbs/01_osu.ipynb #97464f1e
+# %% ../nbs/01_osu.ipynb #f139ade6
 _P10 = np.array([float(10**k) for k in range(23)])  # exact powers of ten
 _LIM = float(_MAX)
 
@@ -453,6 +462,7 @@ def _number(b, i, n):
     v = -v if neg else v
     return v, j, abs(v) <= _LIM
 
+# %% ../nbs/01_osu.ipynb #fd07b211
 def _line_end(b, i, n):
     "Index just past the line that contains i (after '\\n' or '\\r\\n'), or -1 at a lone '\\r'."
     while i < n:
@@ -469,7 +479,33 @@ def _skip_field(b, i, n):
     while i < n and b[i] != 44 and b[i] != 10 and b[i] != 13: i += 1
     return i
 
-# %% ../nbs/01_osu.ipynb #fe2f3f02
+# %% ../nbs/01_osu.ipynb #8ff7a6c2
+def _hold_fields(b, i, n, ty, k, ts, offset, e, kind, aux):
+    """The fields after the type (at b[i] == ',') of a slider, spinner or hold, into e, kind and aux at row k.
+    Returns the index reached, or -1 for anything the fast reader does not take."""
+    if not (ty & 2 or ty & 8 or ty & 128) or i >= n or b[i] != 44: return -1
+    j, hs = i + 1, 0                                        # hitSound: a spinner's finish bit
+    while j < n and 48 <= b[j] <= 57 and j - i < 10: hs = hs * 10 + int(b[j]) - 48; j += 1
+    if ty & 8 and (j == i + 1 or j < n and b[j] != 44): return -1      # not plain digits: the slow path
+    i = _skip_field(b, j, n)
+    if i >= n or b[i] != 44: return -1
+    if ty & 2:                                              # a slider: curve, slides, length
+        i = _skip_field(b, i + 1, n)
+        if i >= n or b[i] != 44: return -1
+        sl, i, ok = _number(b, i + 1, n)
+        if not ok or i >= n or b[i] != 44: return -1
+        ln, i, ok = _number(b, i + 1, n)
+        if not ok or ln <= 0 or (i < n and b[i] == 58): return -1   # no length: the control points (slow path)
+        kind[k], aux[k, 0], aux[k, 1] = 2, float(int(sl)), ln
+    else:
+        ev, i, ok = _number(b, i + 1, n)
+        if not ok: return -1
+        e[k] = max(float(int(ev)) + offset, ts)
+        kind[k] = 3 if ty & 8 else 1
+        if ty & 8: aux[k, 0] = float(hs & 4)
+    return i
+
+# %% ../nbs/01_osu.ipynb #58661e6f
 def _objects_kernel(b, i, n, key_count, offset, t, c, e, kind, aux):
     """Hit objects, one a line, from b[i:n]: start, column, end (NaN for taps), kind (0 tap, 1 hold, 2 slider, 3 spinner)
     and aux (a slider's slides and length, a spinner's finish bit). Returns the count, or -1 for anything else."""
@@ -490,32 +526,14 @@ def _objects_kernel(b, i, n, key_count, offset, t, c, e, kind, aux):
         t[k], c[k], e[k] = ts, min(max(int(x) * key_count // 512, 0), key_count - 1), np.nan
         if ty & 1: kind[k] = 0
         else:
-            if not (ty & 2 or ty & 8 or ty & 128) or i >= n or b[i] != 44: return -1
-            j, hs = i + 1, 0                                        # hitSound: a spinner's finish bit
-            while j < n and 48 <= b[j] <= 57 and j - i < 10: hs = hs * 10 + int(b[j]) - 48; j += 1
-            if ty & 8 and (j == i + 1 or j < n and b[j] != 44): return -1      # not plain digits: the slow path
-            i = _skip_field(b, j, n)
-            if i >= n or b[i] != 44: return -1
-            if ty & 2:                                              # a slider: curve, slides, length
-                i = _skip_field(b, i + 1, n)
-                if i >= n or b[i] != 44: return -1
-                sl, i, ok = _number(b, i + 1, n)
-                if not ok or i >= n or b[i] != 44: return -1
-                ln, i, ok = _number(b, i + 1, n)
-                if not ok or ln <= 0 or (i < n and b[i] == 58): return -1   # no length: the control points (slow path)
-                kind[k], aux[k, 0], aux[k, 1] = 2, float(int(sl)), ln
-            else:
-                ev, i, ok = _number(b, i + 1, n)
-                if not ok: return -1
-                e[k] = max(float(int(ev)) + offset, ts)
-                kind[k] = 3 if ty & 8 else 1
-                if ty & 8: aux[k, 0] = float(hs & 4)
+            i = _hold_fields(b, i, n, ty, k, ts, offset, e, kind, aux)
+            if i < 0: return -1
         k += 1
         i = _line_end(b, i, n)
         if i < 0: return -1
     return k
 
-# %% ../nbs/01_osu.ipynb #078d2fc4
+# %% ../nbs/01_osu.ipynb #68ea2a37
 def _timing_kernel(b, i, n, out):
     "Timing points with all eight fields from b[i:n] into the rows of out: the count, or -1 for any other line."
     k = 0
@@ -536,7 +554,7 @@ def _timing_kernel(b, i, n, out):
         if i < 0: return -1
     return k
 
-# %% ../nbs/01_osu.ipynb #dc6b78ec
+# %% ../nbs/01_osu.ipynb #7aa79ed8
 JIT_AFTER = 8   # charts a process reads line by line before it compiles the fast reader
 _jit = {'reads': 0, 'kernels': None}
 _WARM_UP = 'osu file format v14\n[General]\nMode: 3\n[TimingPoints]\n0,500,4,2,0,60,1,0\n[HitObjects]\n64,192,0,1,0,0:0:0:0:\n'
@@ -549,10 +567,11 @@ def _kernels():
         _jit['kernels'] = _compile_kernels() or False
     return _jit['kernels'] or None
 
+# %% ../nbs/01_osu.ipynb #f523aa60
 def _compile_kernels():
     try: import numba
     except ImportError: return None
-    g = globals(); plain = {n: getattr(g[n], 'py_func', g[n]) for n in ('_number', '_line_end', '_skip_field')}
+    g = globals(); plain = {n: getattr(g[n], 'py_func', g[n]) for n in ('_number', '_line_end', '_skip_field', '_hold_fields')}
     try:
         jit = numba.njit(cache=True, error_model='numpy')
         g.update({n: jit(f) for n, f in plain.items()})        # the kernels call the compiled helpers
@@ -563,7 +582,7 @@ def _compile_kernels():
         g.update(plain); warnings.warn(f'mug_nb.osu: the fast reader is off, numba failed ({e!r:.200})')
         return None
 
-# %% ../nbs/01_osu.ipynb #9ac36626
+# %% ../nbs/01_osu.ipynb #0477918c
 def _bytes_of(text: str, data, start: int, end: int):
     "`text[start:end]` as bytes: (uint8 array, start, end), in the file's bytes `data` when the offsets agree."
     if data is not None and text.isascii() and len(data) - len(text) in (0, 3):   # 3: a byte-order mark
@@ -583,7 +602,7 @@ def _timing_arrays(text, data, span, offset, kernel):
     meter = np.where(ints[:, 0] <= 0, 4, ints[:, 0])
     return v[:, 0] + offset, v[:, 1], meter, ints[:, 4] != 0, ints[:, 1], ints[:, 2], ints[:, 3], ints[:, 5]
 
-# %% ../nbs/01_osu.ipynb #a863c6d6
+# %% ../nbs/01_osu.ipynb #ad7e8b7b
 def _slider_ends(t, length, slides, tcols, sm):
     "The hold ends of sliders starting at `t` (ms), from the timing arrays: `_slider_end` vectorised."
     tt, bl, red = tcols[0], tcols[1], tcols[3]
@@ -602,6 +621,7 @@ def _slider_ends(t, length, slides, tcols, sm):
         ok = np.isfinite(end) & (end < _MAX)
         return np.where(ok, np.floor(np.where(ok, end, 0).astype(np.float64)), t)
 
+# %% ../nbs/01_osu.ipynb #d1a64cf1
 def _object_arrays(text, data, span, difficulty, source, offset, tcols, sm, kernel):
     "The notes of a [HitObjects] span as (start, column, end or NaN) arrays, with `_parse_objects`' rules."
     key_count = _key_count(difficulty, source)
@@ -622,7 +642,7 @@ def _object_arrays(text, data, span, difficulty, source, offset, tcols, sm, kern
         if e[j] - t[j] < 100: e[j] = np.nan
     return t, c, e
 
-# %% ../nbs/01_osu.ipynb #bd8044d3
+# %% ../nbs/01_osu.ipynb #e9d6d302
 _KNOWN = {'General', 'Metadata', 'Difficulty', 'Editor', 'Events', 'TimingPoints', 'HitObjects'}
 
 def _parse_fast(text: str, source: str, path=None, data=None, kernels=None) -> Beatmap:
@@ -639,24 +659,7 @@ def _parse_fast(text: str, source: str, path=None, data=None, kernels=None) -> B
     bm.extra_sections = {k: [l for _, l in v] for k, v in secs.items() if k not in _KNOWN}
     return bm
 
-# %% ../nbs/01_osu.ipynb #002fc915
-def _looks_like_text(x) -> bool:
-    return isinstance(x, str) and ('\n' in x or '\r' in x or x.lstrip('\ufeff').startswith('osu file format'))
-
-def read_osu(path_or_text, *, source: str | None = None) -> Beatmap:
-    "Read an osu!mania chart from a path, the file's text, or its bytes."
-    path = data = None
-    if isinstance(path_or_text, (bytes, bytearray)):
-        source = source or '<bytes>'; data = bytes(path_or_text); text = _to_text(data, source)
-    elif _looks_like_text(path_or_text): source = source or '<text>'; text = path_or_text
-    else:
-        try: path = Path(path_or_text); source = source or str(path); data = path.read_bytes()
-        except (OSError, ValueError, TypeError) as e:
-            raise OsuError(f'{source or path_or_text!r}: cannot read the file ({getattr(e, "strerror", None) or e})') from None
-        text = _to_text(data, source)
-    return _parse(text, source, path, data)
-
-# %% ../nbs/01_osu.ipynb #9b2bcacc
+# %% ../nbs/01_osu.ipynb #3b6b4a10
 def _check_general(secs: dict, source) -> dict:
     "The [General] pairs, once they say Mode 3 (`MissingSectionError`, `WrongModeError` otherwise)."
     if 'General' not in secs:
@@ -668,6 +671,7 @@ def _check_general(secs: dict, source) -> dict:
         raise WrongModeError(f'{source}: not an osu!mania chart (expected "Mode: 3" in [General], got Mode {mode!r})')
     return general
 
+# %% ../nbs/01_osu.ipynb #ca9aa65d
 def _head(secs: dict, source, path, version: int) -> Beatmap:
     "A `Beatmap` with the key-value sections and events read; timing points and notes come next."
     return Beatmap(general=_check_general(secs, source), path=path, format_version=version,
@@ -676,6 +680,7 @@ def _head(secs: dict, source, path, version: int) -> Beatmap:
                    editor=_parse_pairs(secs.get('Editor', []), source, 'Editor'),
                    events=[l for _, l in secs.get('Events', [])])
 
+# %% ../nbs/01_osu.ipynb #a16c8a6e
 def _parse_lines(text: str, source: str, path=None) -> Beatmap:
     "Read a chart line by line: the reference reader, and the one that names the line of any error."
     version, secs = _split_sections(text, source)
@@ -696,7 +701,24 @@ def _parse(text: str, source: str, path=None, data=None) -> Beatmap:
         except (_Fallback, OsuError): pass         # read again line by line: the same chart, or the precise error
     return _parse_lines(text, source, path)
 
-# %% ../nbs/01_osu.ipynb #4b9b6f82
+# %% ../nbs/01_osu.ipynb #5e781223
+def _looks_like_text(x) -> bool:
+    return isinstance(x, str) and ('\n' in x or '\r' in x or x.lstrip('\ufeff').startswith('osu file format'))
+
+def read_osu(path_or_text, *, source: str | None = None) -> Beatmap:
+    "Read an osu!mania chart from a path, the file's text, or its bytes."
+    path = data = None
+    if isinstance(path_or_text, (bytes, bytearray)):
+        source = source or '<bytes>'; data = bytes(path_or_text); text = _to_text(data, source)
+    elif _looks_like_text(path_or_text): source = source or '<text>'; text = path_or_text
+    else:
+        try: path = Path(path_or_text); source = source or str(path); data = path.read_bytes()
+        except (OSError, ValueError, TypeError) as e:
+            raise OsuError(f'{source or path_or_text!r}: cannot read the file ({getattr(e, "strerror", None) or e})') from None
+        text = _to_text(data, source)
+    return _parse(text, source, path, data)
+
+# %% ../nbs/01_osu.ipynb #f918daf0
 def lane_x(column: int, key_count: int) -> int:
     "The x coordinate at the centre of a column's lane (`column_of` maps it back)."
     return int((column + 0.5) * 512 / key_count)
@@ -712,7 +734,7 @@ def _tp_line(tp: TimingPoint) -> str:
     return ','.join([_fmt(tp.time), _fmt(tp.beat_length), str(tp.meter), str(tp.sample_set),
                      str(tp.sample_index), str(tp.volume), str(int(tp.uninherited)), str(tp.effects)])
 
-# %% ../nbs/01_osu.ipynb #261adc22
+# %% ../nbs/01_osu.ipynb #31a9c631
 def dumps_osu(beatmap: Beatmap) -> str:
     "The `.osu` (v14) text of a beatmap."
     k, out = beatmap.key_count, ['osu file format v14', '']
@@ -732,7 +754,7 @@ def write_osu(beatmap: Beatmap, path) -> Path:
     path = Path(path); path.write_text(dumps_osu(beatmap), encoding='utf-8', newline='\r\n')
     return path
 
-# %% ../nbs/01_osu.ipynb #ec06a8f9
+# %% ../nbs/01_osu.ipynb #3b0551ab
 AUDIO_EXTS = ('.mp3', '.ogg', '.wav', '.flac', '.m4a', '.opus')
 MAX_OSZ_BYTES = 2**30    # all entries of an archive together, unpacked
 MAX_CHART_BYTES = 2**24  # one .osu entry, unpacked (16 MiB)
@@ -747,7 +769,7 @@ def safe_member_path(name: str, source='<archive>') -> PurePosixPath:
         raise UnsafeArchiveError(f'{source}: refusing entry {name!r} (expected a relative path inside the archive)')
     return p
 
-# %% ../nbs/01_osu.ipynb #1dc3acf5
+# %% ../nbs/01_osu.ipynb #14697194
 @dataclass
 class OszArchive:
     "The contents of an `.osz`: osu!mania charts by file name, audio bytes by name, other files."
@@ -762,6 +784,7 @@ def _open_zip(path):
     except (zipfile.BadZipFile, OSError, ValueError) as e:
         raise BadArchiveError(f'{path}: not a readable .osz (zip) archive ({e})') from None
 
+# %% ../nbs/01_osu.ipynb #87423c4e
 def _checked_members(z, src) -> list[zipfile.ZipInfo]:
     "The file entries of an open archive, after refusing unsafe names and zip bombs from the directory alone."
     infos = [i for i in z.infolist() if not i.is_dir()]
@@ -781,7 +804,7 @@ def _checked_members(z, src) -> list[zipfile.ZipInfo]:
                                   f'at most {MAX_OSZ_BYTES:,} bytes (1 GiB) in all')
     return infos
 
-# %% ../nbs/01_osu.ipynb #02993a86
+# %% ../nbs/01_osu.ipynb #b45896bd
 def read_osz(path) -> OszArchive:
     "Read the osu!mania charts, audio and other files of an `.osz` (refuses unsafe or huge archives)."
     src = str(path); arc = OszArchive(Path(path) if not hasattr(path, 'read') else None)
@@ -802,7 +825,7 @@ def read_osz(path) -> OszArchive:
         raise BadArchiveError(f'{src}: expected at least one .osu chart in the archive')
     return arc
 
-# %% ../nbs/01_osu.ipynb #75abdcc0
+# %% ../nbs/01_osu.ipynb #cd5455c5
 def write_osz(path, charts: dict, audio_files: dict | None = None, other_files: dict | None = None,
               overwrite: bool = False) -> Path:
     "Write an `.osz`: `charts` maps names to `Beatmap`s, `audio_files`/`other_files` map names to bytes or paths."
@@ -815,6 +838,7 @@ def write_osz(path, charts: dict, audio_files: dict | None = None, other_files: 
             z.writestr(str(safe_member_path(name)), data if isinstance(data, bytes) else Path(data).read_bytes())
     return path
 
+# %% ../nbs/01_osu.ipynb #9dc3120b
 def extract_osz(path, target, overwrite: bool = False) -> list[Path]:
     "Unpack an `.osz` into `target`, refusing entries that would land outside it, and zip bombs."
     target = Path(target).resolve(); out = []
