@@ -239,6 +239,55 @@ def _(answer):
     assert (f1, n1) != (f2, n2), "the two pairs must differ"
     assert f"{f1}-{n1}" == f"{f2}-{n2}", f"keys {f1}-{n1!s} and {f2}-{n2!s} differ: try a '-' inside a name"
 
+# %% ../nbs/99_checks.ipynb #9e8a6e59
+def _synth_songs():
+    "Two short synthetic songs shared by the checks of chapter 05."
+    from mug_nb.synth import synth_song
+    return [synth_song(5, duration=20, genre="house"), synth_song(6, duration=20, genre="dnb")]
+
+@exercise("5.1")
+def _(answer):
+    "overrides for a Hard chart: no long notes, ≤ 3 rows per second, chords of ≤ 2 notes"
+    from collections import Counter
+    from mug_nb.synth import chart_for_song
+    assert isinstance(answer, dict), "give a dict of Difficulty fields, e.g. dict(nps=...)"
+    for song in _synth_songs():
+        bm = chart_for_song(song, "Hard", **answer)
+        rows = Counter(n.time for n in bm.notes)
+        assert not any(n.end is not None for n in bm.notes), "there are still long notes: which knob makes them?"
+        assert len(rows) <= 3 * song.duration, f"{len(rows) / song.duration:.1f} rows per second: lower the density"
+        assert max(rows.values()) <= 2, f"a chord of {max(rows.values())} notes: limit the chord size"
+
+# %% ../nbs/99_checks.ipynb #01559d5a
+@exercise("5.2")
+def _(answer):
+    "the largest distance from a note head to the nearest onset"
+    import numpy as np
+    from dataclasses import replace
+    from mug_nb.osu import Note
+    from mug_nb.synth import chart_for_song
+    for song in _synth_songs():
+        bm = chart_for_song(song, "Insane")
+        got = float(answer(bm, song))
+        assert got <= 0.5, f"{got:.2f} ms for a chart written on the onsets: expected at most 0.5"
+        late = replace(bm, notes=[Note(n.time + 20, n.column, None if n.end is None else n.end + 20) for n in bm.notes])
+        on, t = song.onsets_ms, np.array([n.time for n in late.notes], float)
+        want = np.min(np.abs(t[:, None] - on[None, :]), axis=1).max()
+        got = float(answer(late, song))
+        assert abs(got - want) < 1e-6, f"for the chart moved 20 ms late you gave {got:.2f} ms, expected {want:.2f}"
+
+# %% ../nbs/99_checks.ipynb #91f7fdcc
+@exercise("5.3")
+def _(answer):
+    "the parts with an event within 1 ms of a time"
+    import numpy as np
+    song = _synth_songs()[0]
+    ev = song.events
+    for t in list(song.onsets_ms[::37]) + [song.onsets_ms[3] + 0.6, song.onsets_ms[3] + 5.0]:
+        want = set(map(str, ev["part"][np.abs(ev["time_ms"] - t) <= 1]))
+        got = set(answer(song, t))
+        assert got == want, f"at {t:.1f} ms you gave {sorted(got)}, expected {sorted(want)}"
+
 # %% ../nbs/99_checks.ipynb #caafcba9
 @exercise("7.1")
 def _(answer):
@@ -462,10 +511,11 @@ def _(answer):
 # %% ../nbs/99_checks.ipynb #8107dded
 @exercise("12.2")
 def _(answer):
-    "the U-Net's audio_channels for a tiny config whose audio encoder has middle_channels = 16"
+    "the U-Net's audio_channels for a tiny config with audio.middle_channels = 16 and one onset band"
     from mug_nb.model import Config, ModelError, check_config
     assert isinstance(answer, (tuple, list)) and len(answer) == 4, "answer with a tuple of 4 widths, one per U-Net level"
-    cfg = Config.tiny(); cfg.audio.middle_channels = 16; cfg.unet.audio_channels = tuple(answer)
+    assert tuple(answer) != (32, 64, 64, 64), "that is right without onset channels; the band adds 8 channels at one level"
+    cfg = Config.tiny(); cfg.audio.middle_channels = 16; cfg.audio.onset_bands = 1; cfg.unet.audio_channels = tuple(answer)
     try: check_config(cfg)
     except ModelError as e: raise AssertionError(f"check_config still refuses it: {e}") from None
 
@@ -704,6 +754,38 @@ def _(answer):
     assert gs[0].asked == 5, "ask for sr 5"
     assert gs[1].asked == "hb" and (gs[1].lo, gs[1].hi) == (0.12, 0.38), "ask for the map type, not a number (see TYPE_RANGES)"
 
+# %% ../nbs/99_checks.ipynb #1ebbc11a
+@exercise("19.1")
+def _(answer):
+    "the longest song in mel frames with z_len = 64"
+    from mug_nb.generate import latent_length
+    assert isinstance(answer, (int, float)) and not isinstance(answer, bool), "answer with a number of mel frames"
+    assert latent_length(int(answer)) == 64, f"latent_length({int(answer)}) is {latent_length(int(answer))}, not 64"
+    assert latent_length(int(answer) + 1) != 64, f"a song of {int(answer) + 1} mel frames also gets 64: look further"
+
+# %% ../nbs/99_checks.ipynb #4f5457b6
+@exercise("19.2")
+def _(answer):
+    "the seed of the third variant's noise"
+    assert isinstance(answer, int) and not isinstance(answer, bool), "answer with a seed (an integer)"
+    assert answer == 9, "variant i (counting from 0) starts from the noise of seed + i"
+
+# %% ../nbs/99_checks.ipynb #f63053d0
+@exercise("19.3")
+def _(answer):
+    "splice taps: the original outside the range, the generated inside"
+    import numpy as np
+    from mug_nb.osu import Note
+    from mug_nb.generate import splice_notes
+    rng = np.random.default_rng(3)
+    orig = [Note(int(t), int(c), None) for t, c in zip(np.sort(rng.integers(0, 20000, 120)), rng.integers(0, 4, 120))]
+    gen = [Note(int(t), int(c), None) for t, c in zip(np.sort(rng.integers(0, 20000, 150)), rng.integers(0, 4, 150))]
+    for lo, hi in ((5000, 9000), (0, 1000), (19500, 30000)):
+        want = splice_notes(orig, gen, lo, hi)
+        got = list(answer(orig, gen, lo, hi))
+        assert got == want, f"range {lo}-{hi}: {len(got)} notes, expected {len(want)} (first differences: " \
+                            f"{[(a, b) for a, b in zip(got, want) if a != b][:2]})"
+
 # %% ../nbs/99_checks.ipynb #6b898bb8
 @exercise("20.1")
 def _(best_f1):
@@ -749,3 +831,42 @@ def _(closest_matching):
         assert len({i for i, _ in pairs}) == len(pairs) == len({j for _, j in pairs}), "each note in one pair at most"
         assert all(abs(ref[i] - est[j]) <= 30 for i, j in pairs), "every pair within the tolerance"
         assert sum(abs(ref[i] - est[j]) for i, j in pairs) <= np.abs(ref[mi] - est[mj]).sum(), "not the closest"
+
+# %% ../nbs/99_checks.ipynb #772c72b5
+@exercise("22.1")
+def _(argv_for):
+    "the argv of a generate call"
+    from mug_nb.cli import build_parser
+    argv = argv_for("data_samples/songs/synth0011-house", "out")
+    assert isinstance(argv, list) and all(isinstance(a, str) for a in argv), "return a list of strings"
+    a = build_parser().parse_args(argv)
+    assert a.command == "generate", "the sub-command is generate"
+    assert a.audio.endswith("synth0011-house") and a.out == "out", "the song, then --out out"
+    assert a.sr == 4.5, "--sr 4.5"
+    assert a.ln_ratio == 0.3, "--ln-ratio 0.3"
+    assert a.count == 2 and a.seed == 7, "--count 2 --seed 7"
+
+# %% ../nbs/99_checks.ipynb #bf78be36
+@exercise("22.2")
+def _(info_rows):
+    "(version, notes, holds) of several charts"
+    from pathlib import Path
+    from mug_nb.cli import chart_info
+    import mug_nb
+    charts = sorted((Path(mug_nb.__file__).parents[1] / "data_samples" / "charts").glob("*.osu"))[:3]
+    assert len(charts) == 3, "the sample charts are missing"
+    want = [(i["version"], i["notes"], i["holds"]) for i in (chart_info(p, features=False) for p in charts)]
+    got = info_rows(list(reversed(charts)))
+    assert [tuple(r) for r in got] == want[::-1], "one (version, notes, holds) per chart, in the order given"
+
+# %% ../nbs/99_checks.ipynb #d76496c4
+@exercise("22.3")
+def _(add_stats):
+    "a new sub-command"
+    import argparse
+    ap = argparse.ArgumentParser(prog="mug-nb")
+    sub = ap.add_subparsers(dest="command", required=True)
+    add_stats(sub)
+    a = ap.parse_args(["stats", "x.osu", "--json"])
+    assert a.command == "stats" and a.chart == "x.osu" and a.json is True, "stats CHART [--json]"
+    assert ap.parse_args(["stats", "y.osu"]).json is False, "--json is a flag (off by default)"
