@@ -493,6 +493,83 @@ def _(answer):
             assert False, "reverse bwd's output back in time before adding it"
     assert torch.allclose(y, ref, atol=1e-5), "y = fwd(u)[0] + flip(bwd(flip(u))[0]), flips along time (the last axis)"
 
+# %% ../nbs/99_checks.ipynb #9196dd42
+_UNET_CASES = [dict(model_channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, audio_channels=(32, 32, 32, 32)),
+               dict(model_channels=32, channel_mult=(1, 2, 3), num_res_blocks=2, audio_channels=(32, 64, 64)),
+               dict(model_channels=64, channel_mult=(2, 1), num_res_blocks=3, audio_channels=(0, 32))]
+
+def _small_unet(cfg, seed=0):
+    "A U-Net of config `cfg` with every weight non-zero (no attention, no S4: quick to build)."
+    import torch
+    from mug_nb.unet import UNetModel
+    torch.manual_seed(seed)
+    unet = UNetModel(**cfg, attention_resolutions=(), num_heads=4, context_dim=16, s4_layer=False)
+    for p in unet.parameters():
+        if p.ndim > 1 and p.abs().sum() == 0: torch.nn.init.normal_(p, std=0.05)
+    return unet.eval()
+
+def _pushed_widths(unet):
+    "The widths the forward pass pushes on its skip stack, measured with hooks."
+    import torch
+    from mug_nb.unet import AudioConcatBlock
+    widths, L = [], 2 ** len(unet.channel_mult) * 2
+    hooks = [b.register_forward_hook(lambda m, i, o: widths.append(o.shape[1]))
+             for b in unet.input_blocks if not isinstance(b, AudioConcatBlock)]
+    audios = [torch.randn(1, a, L >> i) for i, a in enumerate(unet.audio_channels)]
+    with torch.no_grad(): unet(torch.randn(1, 16, L), torch.tensor([5]), torch.randn(1, 16, 21), *audios)
+    for h in hooks: h.remove()
+    return widths
+
+# %% ../nbs/99_checks.ipynb #6608ac94
+@exercise("11.1")
+def _(answer):
+    "widths pushed on the U-Net's skip stack, from the config"
+    for cfg in _UNET_CASES:
+        ref = _pushed_widths(_small_unet(cfg))
+        args = (cfg["model_channels"], cfg["channel_mult"], cfg["num_res_blocks"])
+        got = list(answer(*args))
+        assert len(got) == len(ref), f"skip_channels{args}: {len(ref)} pushes (input conv, ResBlocks, Downsamples), you have {len(got)}"
+        assert got == ref, f"skip_channels{args}: expected widths in push order, got {got}; a block pushes its output width"
+
+# %% ../nbs/99_checks.ipynb #07d4f73a
+_FULL_DECODER_IN = [1536, 1024, 896, 1408, 768, 640, 1152, 512, 384, 640, 256, 256]  # the released config
+
+@exercise("11.2")
+def _(answer):
+    "input widths of the decoder's ResBlocks, from the config"
+    from mug_nb.unet import AudioConcatBlock
+    for cfg in _UNET_CASES:
+        ref = [b[0].channels for b in _small_unet(cfg).output_blocks if not isinstance(b, AudioConcatBlock)]
+        got = list(answer(cfg["model_channels"], cfg["channel_mult"], cfg["num_res_blocks"], cfg["audio_channels"]))
+        assert got[:1] == ref[:1], f"config {cfg}: the first decoder ResBlock takes h, the audio map and a skip: {ref[0]}, not {got[:1]}"
+        assert got == ref, f"config {cfg}: expected {len(ref)} widths, got {got}; only a level's first block gets audio"
+    got = list(answer(128, (1, 2, 3, 4), 2, (256, 512, 512, 512)))
+    assert got == _FULL_DECODER_IN, f"the released config (128, (1, 2, 3, 4), 2, (256, 512, 512, 512)): got {got}"
+
+# %% ../nbs/99_checks.ipynb #8a5ca7f5
+@exercise("11.3")
+def _(answer):
+    "U-Net forward with zeros instead of the decoder's audio maps"
+    import torch
+    from mug_nb.unet import AudioConcatBlock
+    unet = _small_unet(_UNET_CASES[0])
+    torch.manual_seed(1)
+    x, t, c = torch.randn(2, 16, 16), torch.tensor([10, 700]), torch.randn(2, 16, 21)
+    audios = [torch.randn(2, 32, 16 >> i) for i in range(4)]
+    cats = [b for b in unet.output_blocks if isinstance(b, AudioConcatBlock)]
+    with torch.no_grad():
+        full = unet(x, t, c, *audios)
+        for b in cats: b.forward = lambda h, a: torch.cat([h, torch.zeros_like(a)], dim=1)
+        try: ref = unet(x, t, c, *audios)
+        finally:
+            for b in cats: del b.forward
+        got = answer(unet, x, t, c, audios)
+        assert tuple(got.shape) == tuple(x.shape), f"ε has the latent's shape {tuple(x.shape)}, got {tuple(got.shape)}"
+        assert not torch.allclose(got, full, atol=1e-6), "that is the ordinary forward: the decoder must get zeros"
+        enc_zero = torch.allclose(got, unet(x, t, c, *[torch.zeros_like(a) for a in audios]), atol=1e-6)
+        assert not enc_zero, "only the decoder's audio is silenced: the encoder still concatenates the real maps"
+        assert torch.allclose(got, ref, atol=1e-5), "replay forward: time embedding, encoder (push), middle, decoder (pop) with zeros"
+
 # %% ../nbs/99_checks.ipynb #d225e1fc
 @exercise("12.1")
 def _(answer):
