@@ -909,6 +909,35 @@ def _(closest_matching):
         assert all(abs(ref[i] - est[j]) <= 30 for i, j in pairs), "every pair within the tolerance"
         assert sum(abs(ref[i] - est[j]) for i, j in pairs) <= np.abs(ref[mi] - est[mj]).sum(), "not the closest"
 
+# %% ../nbs/99_checks.ipynb #2cd3e907
+@exercise("21.1")
+def _(asks):
+    "controls that ask for exactly sr 5 and LN ratio 0.3"
+    from mug_nb.widgets import default_controls, prompt_from_controls
+    assert isinstance(asks, dict), "a dict of control values"
+    got = prompt_from_controls({**default_controls(), **asks})
+    assert got == {"sr": 5.0, "ln_ratio": 0.3}, f"the studio would ask for {got}"
+
+# %% ../nbs/99_checks.ipynb #5fd50ef6
+@exercise("21.2")
+def _(seconds_left):
+    "time left from the average time per call"
+    assert seconds_left(0, 20, 0.0) is None, "before the first call there is nothing to go on: None"
+    assert abs(seconds_left(5, 20, 10.0) - 30.0) < 1e-9, "5 calls in 10 s: 15 more take 30 s"
+    assert seconds_left(20, 20, 8.0) == 0, "nothing left when done"
+
+# %% ../nbs/99_checks.ipynb #cefedc77
+@exercise("21.3")
+def _(prompt_at_rate):
+    "the prompt of a chart at a clock rate"
+    from pathlib import Path
+    import mug_nb
+    from mug_nb.generate import invert_chart
+    chart = Path(mug_nb.__file__).parents[1] / "data_samples" / "charts" / "practice_holds.osu"
+    slow, fast = prompt_at_rate(chart, 1.0), prompt_at_rate(chart, 1.5)
+    assert abs(fast["sr"] - invert_chart(chart, rate=1.5)["sr"]) < 1e-9, "use invert_chart with rate="
+    assert fast["sr"] > slow["sr"], "1.5× should ask for more stars"
+
 # %% ../nbs/99_checks.ipynb #772c72b5
 @exercise("22.1")
 def _(argv_for):

@@ -25,6 +25,7 @@ PART_WEIGHT = dict(kick=1.0, snare=1.0, clap=0.9, hat=0.25, ohat=0.35, crash=0.8
                    bass=0.5, chord=0.6, lead=0.8)
 EVENT_DTYPE = np.dtype([("time_ms", "f8"), ("part", "U5"), ("vel", "f4"), ("dur_ms", "f8"), ("pitch", "i2")])
 
+# %% ../nbs/05_synth.ipynb #b6165084
 GENRES = {
     "house":  dict(bpm=(118, 130), swing=(0, .08), kick="9000900090009000", snare="0000900000009000",
                    hat="0090009000900090", ohat="0030003000300030", bass="offbeat", chords="stabs", lead="pluck"),
@@ -44,7 +45,7 @@ GENRES = {
                    hat="9595959595959595", ohat="0000000300000000", bass="syncop", chords="stabs", lead="line"),
 }
 
-# %% ../nbs/05_synth.ipynb #50470cfc
+# %% ../nbs/05_synth.ipynb #f4fb2745
 SWING8 = ("hiphop", "ballad")   # genres that swing 8ths rather than 16ths
 SCALES = dict(major=[0, 2, 4, 5, 7, 9, 11], minor=[0, 2, 3, 5, 7, 8, 10])
 PROGRESSIONS = [[0, 4, 5, 3], [5, 3, 0, 4], [0, 5, 3, 4], [0, 3, 4, 4], [0, 5, 2, 6], [0, 6, 5, 4], [0, 3, 0, 4]]
@@ -58,6 +59,7 @@ def _pattern(rng, probs: str, bars: int = 1) -> np.ndarray:
     p = np.array([int(c) / 9 for c in probs])
     return rng.random((bars, 16)) < p
 
+# %% ../nbs/05_synth.ipynb #39dec137
 def _structure(rng, n_bars: int) -> list[tuple[str, int]]:
     "Section names with their bar counts, filling `n_bars`."
     plan = [("intro", int(rng.choice([2, 4])))]
@@ -71,7 +73,7 @@ def _structure(rng, n_bars: int) -> list[tuple[str, int]]:
         bars = min(bars, n_bars - total); out.append((name, bars)); total += bars
     return out
 
-# %% ../nbs/05_synth.ipynb #f4fb2745
+# %% ../nbs/05_synth.ipynb #392261ea
 @dataclass
 class Arrangement:
     "What to play: events, sections and the timing grid."
@@ -89,68 +91,7 @@ class Arrangement:
     @property
     def beat_ms(self) -> float: return 60000.0 / self.bpm
 
-# %% ../nbs/05_synth.ipynb #6ccd91e2
-def compose(seed: int, bpm: float | None = None, duration: float = 60.0, genre: str | None = None,
-            swing: float | None = None, offset_ms: float | None = None, sr: int = SAMPLE_RATE) -> Arrangement:
-    "Write the score of a song: drums, bass, chords, lead, sections, fills; times exact to the sample."
-    rng = np.random.default_rng(seed)
-    genre = genre or str(rng.choice(list(GENRES))); g = GENRES[genre]
-    bpm = float(bpm or round(rng.uniform(*g["bpm"]), 1))
-    swing = float(rng.uniform(*g["swing"]) if swing is None else swing)
-    offset_ms = float(rng.uniform(200, 1500) if offset_ms is None else offset_ms)
-    offset_ms = round(offset_ms * sr / 1000) * 1000 / sr          # the first beat sits on a sample
-    step_ms = 60000 / bpm / 4
-    n_bars = max(1, int(math.ceil((duration * 1000 - offset_ms) / (16 * step_ms))))
-    key, scale = int(rng.integers(36, 48)), str(rng.choice(["major", "minor"]))
-    prog = PROGRESSIONS[rng.integers(len(PROGRESSIONS))]
-    base = {d: _pattern(rng, g[d])[0] for d in ("kick", "snare", "hat", "ohat")}
-    chord_rhythm = _pattern(rng, "9003009000900300")[0]; chord_rhythm[0] = True
-    lead_motif = _lead_motif(rng, g["lead"])
-    ev, sections = [], []
-    unit = 2 if genre in SWING8 else 1   # swing delays the off-beat 16ths, or the off-beat 8ths
-    def t_of(step):  # 16th step (global) → exact ms with swing, rounded to a sample
-        ms = offset_ms + step * step_ms + (step % (2 * unit) == unit) * swing * unit * step_ms
-        return round(ms * sr / 1000) * 1000 / sr
-    def add(step, part, vel, dur_steps=1.0, pitch=0):
-        ev.append((t_of(step), part, vel, dur_steps * step_ms, pitch))
-    bar = 0
-    for name, bars in _structure(rng, n_bars):
-        sp = SECTION_PARTS[name]
-        on = {k: rng.random() < v for k, v in sp.items()}
-        sections.append((name, t_of(bar * 16), t_of((bar + bars) * 16)))
-        if name == "chorus": add(bar * 16, "crash", 1.0, 16)
-        for b in range(bar, bar + bars):
-            s0 = b * 16
-            degree = prog[(b // (2 if bpm < 90 else 1)) % len(prog)]
-            sc = SCALES[scale]; root = key + sc[degree % 7] + 12 * (degree // 7)
-            triad = [key + 12 + sc[(degree + i) % 7] + 12 * ((degree + i) // 7) for i in (0, 2, 4)]
-            fill = on["drums"] and (b - bar) % 4 == 3 and b < bar + bars and rng.random() < .6 and (b == bar + bars - 1 or rng.random() < .4)
-            if on["drums"]:
-                var = {d: base[d] ^ (rng.random(16) < .06) for d in base}
-                for i in range(16):
-                    if fill and i >= 12 - 4 * int(rng.random() < .3): continue
-                    if var["kick"][i]: add(s0 + i, "kick", .9 + .1 * rng.random())
-                    if var["snare"][i]: add(s0 + i, "clap" if genre == "house" else "snare", .85 + .15 * rng.random())
-                    if var["hat"][i] and not var["ohat"][i]: add(s0 + i, "hat", .5 + .3 * rng.random())
-                    if var["ohat"][i]: add(s0 + i, "ohat", .6 + .2 * rng.random(), 2)
-                if fill:
-                    start = 12 - 4 * int(rng.random() < .3)
-                    for k, i in enumerate(range(start, 16)):
-                        add(s0 + i, str(rng.choice(["snare", "tom"])), .5 + .5 * k / (16 - start))
-            if on["bass"]: _bass(add, g["bass"], s0, root, rng)
-            if on["chords"]: _chords(add, g["chords"] if name != "brk" else "pad", s0, triad, chord_rhythm, rng)
-            if on["lead"]:
-                shift = 0 if (b - bar) % 2 == 0 else int(rng.choice([0, 0, 2, -1]))
-                for st, ln, deg in lead_motif[(b - bar) % 2]:
-                    d = deg + shift + degree
-                    add(s0 + st, "lead", .7 + .3 * rng.random(), ln, key + 24 + sc[d % 7] + 12 * (d // 7))
-        bar += bars
-    events = np.array(ev, EVENT_DTYPE)
-    events = events[events["time_ms"] < duration * 1000 - 300]
-    events = events[np.argsort(events["time_ms"], kind="stable")]
-    return Arrangement(events, sections, bpm, offset_ms, swing, genre, key, scale, float(duration), sr)
-
-# %% ../nbs/05_synth.ipynb #25d2b0b9
+# %% ../nbs/05_synth.ipynb #aa973839
 def _bass(add, style, s0, root, rng):
     if style == "offbeat": steps, ln = [2, 6, 10, 14], 1.5
     elif style == "root8": steps, ln = list(range(0, 16, 2)), 1.8
@@ -170,6 +111,7 @@ def _chords(add, style, s0, triad, rhythm, rng):
         for i in np.flatnonzero(rhythm):
             for p in triad: add(s0 + int(i), "chord", .75, 1.5, p)
 
+# %% ../nbs/05_synth.ipynb #6ec16304
 def _lead_motif(rng, style) -> list:
     "Two bars of (step, length in steps, scale degree)."
     bars = []
@@ -185,7 +127,105 @@ def _lead_motif(rng, style) -> list:
         bars.append(notes)
     return bars
 
-# %% ../nbs/05_synth.ipynb #aa973839
+# %% ../nbs/05_synth.ipynb #7e587f22
+@dataclass
+class _Plan:
+    "A song being composed: its drawn choices, its 16th-step grid and the events written so far."
+    genre: str; bpm: float; swing: float; offset_ms: float; key: int; scale: str
+    prog: list; base: dict; chord_rhythm: np.ndarray; lead_motif: list; sr: int
+    ev: list = field(default_factory=list)
+
+    step_ms = property(lambda self: 60000 / self.bpm / 4)
+    unit = property(lambda self: 2 if self.genre in SWING8 else 1)   # swing delays off-beat 16ths, or off-beat 8ths
+
+    def t_of(self, step) -> float:
+        "16th step (from the song's start) → exact ms with swing, rounded to a sample."
+        u = self.unit
+        ms = self.offset_ms + step * self.step_ms + (step % (2 * u) == u) * self.swing * u * self.step_ms
+        return round(ms * self.sr / 1000) * 1000 / self.sr
+
+    def add(self, step, part, vel, dur_steps=1.0, pitch=0):
+        self.ev.append((self.t_of(step), part, vel, dur_steps * self.step_ms, pitch))
+
+# %% ../nbs/05_synth.ipynb #1a125d17
+def _draw_plan(rng, genre, bpm, swing, offset_ms, sr) -> _Plan:
+    "Draw a song's choices from `rng` (the arguments given are kept)."
+    genre = genre or str(rng.choice(list(GENRES))); g = GENRES[genre]
+    bpm = float(bpm or round(rng.uniform(*g["bpm"]), 1))
+    swing = float(rng.uniform(*g["swing"]) if swing is None else swing)
+    offset_ms = float(rng.uniform(200, 1500) if offset_ms is None else offset_ms)
+    offset_ms = round(offset_ms * sr / 1000) * 1000 / sr          # the first beat sits on a sample
+    key, scale = int(rng.integers(36, 48)), str(rng.choice(["major", "minor"]))
+    prog = PROGRESSIONS[rng.integers(len(PROGRESSIONS))]
+    base = {d: _pattern(rng, g[d])[0] for d in ("kick", "snare", "hat", "ohat")}
+    chord_rhythm = _pattern(rng, "9003009000900300")[0]; chord_rhythm[0] = True
+    lead_motif = _lead_motif(rng, g["lead"])
+    return _Plan(genre, bpm, swing, offset_ms, key, scale, prog, base, chord_rhythm, lead_motif, sr)
+
+# %% ../nbs/05_synth.ipynb #4af9cb4d
+def _drums(plan: _Plan, rng, s0: int, fill: bool):
+    "The drum events of the bar starting at 16th step `s0`."
+    var = {d: plan.base[d] ^ (rng.random(16) < .06) for d in plan.base}
+    add = plan.add
+    for i in range(16):
+        if fill and i >= 12 - 4 * int(rng.random() < .3): continue
+        if var["kick"][i]: add(s0 + i, "kick", .9 + .1 * rng.random())
+        if var["snare"][i]: add(s0 + i, "clap" if plan.genre == "house" else "snare", .85 + .15 * rng.random())
+        if var["hat"][i] and not var["ohat"][i]: add(s0 + i, "hat", .5 + .3 * rng.random())
+        if var["ohat"][i]: add(s0 + i, "ohat", .6 + .2 * rng.random(), 2)
+    if fill:
+        start = 12 - 4 * int(rng.random() < .3)
+        for k, i in enumerate(range(start, 16)):
+            add(s0 + i, str(rng.choice(["snare", "tom"])), .5 + .5 * k / (16 - start))
+
+# %% ../nbs/05_synth.ipynb #400ff0e7
+def _lead(plan: _Plan, rng, s0: int, b_rel: int, degree: int):
+    "The lead motif's notes in one bar (`b_rel`: the bar's index in its section), moved to the bar's chord."
+    shift = 0 if b_rel % 2 == 0 else int(rng.choice([0, 0, 2, -1]))
+    sc = SCALES[plan.scale]
+    for st, ln, deg in plan.lead_motif[b_rel % 2]:
+        d = deg + shift + degree
+        plan.add(s0 + st, "lead", .7 + .3 * rng.random(), ln, plan.key + 24 + sc[d % 7] + 12 * (d // 7))
+
+# %% ../nbs/05_synth.ipynb #886d353f
+def _bar(plan: _Plan, rng, b: int, bar: int, bars: int, on: dict, name: str):
+    "All events of bar `b` of the section that starts at bar `bar` and lasts `bars` bars."
+    s0, g = b * 16, GENRES[plan.genre]
+    degree = plan.prog[(b // (2 if plan.bpm < 90 else 1)) % len(plan.prog)]
+    sc, key = SCALES[plan.scale], plan.key
+    root = key + sc[degree % 7] + 12 * (degree // 7)
+    triad = [key + 12 + sc[(degree + i) % 7] + 12 * ((degree + i) // 7) for i in (0, 2, 4)]
+    fill = on["drums"] and (b - bar) % 4 == 3 and b < bar + bars and rng.random() < .6 and (b == bar + bars - 1 or rng.random() < .4)
+    if on["drums"]: _drums(plan, rng, s0, fill)
+    if on["bass"]: _bass(plan.add, g["bass"], s0, root, rng)
+    if on["chords"]: _chords(plan.add, g["chords"] if name != "brk" else "pad", s0, triad, plan.chord_rhythm, rng)
+    if on["lead"]: _lead(plan, rng, s0, b - bar, degree)
+
+def _section(plan: _Plan, rng, name: str, bar: int, bars: int):
+    "Draw which parts play in this section, then write its bars."
+    on = {k: rng.random() < v for k, v in SECTION_PARTS[name].items()}
+    if name == "chorus": plan.add(bar * 16, "crash", 1.0, 16)
+    for b in range(bar, bar + bars): _bar(plan, rng, b, bar, bars, on, name)
+
+# %% ../nbs/05_synth.ipynb #301a93ce
+def compose(seed: int, bpm: float | None = None, duration: float = 60.0, genre: str | None = None,
+            swing: float | None = None, offset_ms: float | None = None, sr: int = SAMPLE_RATE) -> Arrangement:
+    "Write the score of a song: drums, bass, chords, lead, sections, fills; times exact to the sample."
+    rng = np.random.default_rng(seed)
+    plan = _draw_plan(rng, genre, bpm, swing, offset_ms, sr)
+    n_bars = max(1, int(math.ceil((duration * 1000 - plan.offset_ms) / (16 * plan.step_ms))))
+    sections, bar = [], 0
+    for name, bars in _structure(rng, n_bars):
+        sections.append((name, plan.t_of(bar * 16), plan.t_of((bar + bars) * 16)))
+        _section(plan, rng, name, bar, bars)
+        bar += bars
+    events = np.array(plan.ev, EVENT_DTYPE)
+    events = events[events["time_ms"] < duration * 1000 - 300]
+    events = events[np.argsort(events["time_ms"], kind="stable")]
+    return Arrangement(events, sections, plan.bpm, plan.offset_ms, plan.swing, plan.genre, plan.key, plan.scale,
+                       float(duration), sr)
+
+# %% ../nbs/05_synth.ipynb #05682a8b
 def _env(n, sr, a, d, s, r, hold):
     "ADSR envelope of n samples; `hold` = samples before release."
     t = np.arange(n, dtype=np.float32)
@@ -207,7 +247,7 @@ def _osc(kind, f, n, sr, rng_detune=0.0):
     if kind == "supersaw": return sum(2 * ((f * (1 + dd) * t) % 1) - 1 for dd in (-.01, 0, .012)) / 2.2
     return 2 * (ph % 1) - 1  # saw
 
-# %% ../nbs/05_synth.ipynb #bd92e635
+# %% ../nbs/05_synth.ipynb #5113a317
 def _drum_kit(rng, sr):
     "One-shot samples for the drum parts, drawn from the seed."
     def noise(n): return rng.standard_normal(n).astype(np.float32)
@@ -227,6 +267,7 @@ def _drum_kit(rng, sr):
     kit = dict(kick=kick, snare=snare, clap=clap, hat=hat * .8, ohat=ohat * .6, crash=crash, tom=tom)
     return {k: (v / (np.abs(v).max() + 1e-9)).astype(np.float32) for k, v in kit.items()}
 
+# %% ../nbs/05_synth.ipynb #4b8a19ff
 def _timbre(rng, part):
     kinds = dict(bass=["sine", "saw", "square", "fm", "tri"], chord=["supersaw", "saw", "square", "fm", "tri", "sine"],
                  lead=["saw", "square", "tri", "fm", "supersaw", "sine"])[part]
@@ -234,21 +275,24 @@ def _timbre(rng, part):
                 d=rng.uniform(.05, .4), s=rng.uniform(.2, .9), r=rng.uniform(.02, .3),
                 cutoff=rng.uniform(300, 1500) if part == "bass" else rng.uniform(2000, 10000))
 
-# %% ../nbs/05_synth.ipynb #6ec16304
+# %% ../nbs/05_synth.ipynb #09db6f9d
 def _render_note(tb, pitch, dur_ms, sr):
     f = 440.0 * 2 ** ((pitch - 69) / 12)
     hold = int(dur_ms * sr / 1000); n = hold + int(3 * tb["r"] * sr) + 1
     x = _osc(tb["kind"], f, n, sr) * _env(n, sr, tb["a"], tb["d"], tb["s"], tb["r"], hold)
     return _lowpass(x.astype(np.float32), tb["cutoff"], sr)
 
-def render(score: Arrangement, seed: int | None = None) -> np.ndarray:
-    "Render a score to a mono float32 waveform at `score.sr`."
-    sr = score.sr; rng = np.random.default_rng(seed)
-    n = int(score.duration * sr)
-    kit = _drum_kit(rng, sr); timbres = {p: _timbre(rng, p) for p in ("bass", "chord", "lead")}
+def _levels(rng) -> dict:
+    "A random level per part (drums louder, chords, bass and lead quieter)."
     gain = {p: 10 ** (rng.uniform(-6, 3) / 20) for p in PARTS}
     gain.update(chord=gain["chord"] * .35, bass=gain["bass"] * .8, lead=gain["lead"] * .5)
     for p in ("kick", "snare", "clap", "hat", "ohat", "crash", "tom"): gain[p] *= 1.5
+    return gain
+
+# %% ../nbs/05_synth.ipynb #c81573d9
+def _tracks(score: Arrangement, kit: dict, timbres: dict, gain: dict) -> dict:
+    "Four tracks (drums, bass, chord, lead): every event's sound added at its onset sample."
+    sr, n = score.sr, int(score.duration * score.sr)
     tracks = {g: np.zeros(n + sr * 4, np.float32) for g in ("drums", "bass", "chord", "lead")}
     memo = {}
     for e in score.events:
@@ -260,7 +304,12 @@ def render(score: Arrangement, seed: int | None = None) -> np.ndarray:
             x, tr = memo[k], part
         x = x[:len(tracks[tr]) - s]                    # a note held past the end of the tail
         tracks[tr][s:s + len(x)] += x * (e["vel"] * gain[part])
-    mix = sum(tracks.values())[:n]
+    return tracks
+
+# %% ../nbs/05_synth.ipynb #e6fbbbe9
+def _master(mix: np.ndarray, rng, sr: int) -> np.ndarray:
+    "Room, tone, saturation, noise floor and fade-out of the mixed tracks."
+    n = len(mix)
     if rng.random() < .7:  # a small room
         ir_t = np.arange(int(rng.uniform(.2, .8) * sr)) / sr
         ir = rng.standard_normal(len(ir_t)).astype(np.float32) * np.exp(-ir_t / rng.uniform(.05, .25)).astype(np.float32)
@@ -272,7 +321,16 @@ def render(score: Arrangement, seed: int | None = None) -> np.ndarray:
     fade = min(n, int(sr * .5)); mix[-fade:] *= np.linspace(1, 0, fade, dtype=np.float32)
     return (mix / (np.abs(mix).max() + 1e-9) * .9).astype(np.float32)
 
-# %% ../nbs/05_synth.ipynb #95da2ac9
+# %% ../nbs/05_synth.ipynb #230414b3
+def render(score: Arrangement, seed: int | None = None) -> np.ndarray:
+    "Render a score to a mono float32 waveform at `score.sr`."
+    sr = score.sr; rng = np.random.default_rng(seed)
+    n = int(score.duration * sr)
+    kit = _drum_kit(rng, sr); timbres = {p: _timbre(rng, p) for p in ("bass", "chord", "lead")}
+    tracks = _tracks(score, kit, timbres, _levels(rng))
+    return _master(sum(tracks.values())[:n], rng, sr)
+
+# %% ../nbs/05_synth.ipynb #aff67ab7
 @dataclass
 class Song:
     "A rendered synthetic song and its score."
@@ -298,13 +356,14 @@ class Song:
         "Onset times of the given parts only."
         return np.unique(self.events["time_ms"][np.isin(self.events["part"], parts)])
 
+# %% ../nbs/05_synth.ipynb #dd5a694b
 def synth_song(seed: int, bpm: float | None = None, duration: float = 60.0, genre: str | None = None,
                swing: float | None = None, offset_ms: float | None = None, sr: int = SAMPLE_RATE) -> Song:
     "Compose and render a seeded song of `duration` seconds (genre, tempo and timbres drawn from the seed)."
     score = compose(seed, bpm, duration, genre, swing, offset_ms, sr)
     return Song(render(score, seed + 7919), score, seed, f"synth{seed:04d}-{score.genre}")
 
-# %% ../nbs/05_synth.ipynb #4af9cb4d
+# %% ../nbs/05_synth.ipynb #f0790d5d
 @dataclass
 class Difficulty:
     "Knobs of the charter."
@@ -328,7 +387,7 @@ DIFFICULTIES = {
     "Insane": Difficulty("Insane", 9.0, .25, 75, PARTS, .6, 3, .15, .25, 200, 8.5, 8),
 }
 
-# %% ../nbs/05_synth.ipynb #400ff0e7
+# %% ../nbs/05_synth.ipynb #6c39bf4d
 def _rows(song: Song, parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Candidate rows: unique onset times, their salience and the longest sustain starting there."
     ev = song.events[np.isin(song.events["part"], parts)]
@@ -339,6 +398,7 @@ def _rows(song: Song, parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     sus = np.zeros(len(times)); np.maximum.at(sus, inv[sus_mask], ev["dur_ms"][sus_mask])
     return times, sal, sus
 
+# %% ../nbs/05_synth.ipynb #709563f9
 def _select(times, sal, min_gap, n_max, rng):
     "Greedy: most salient rows first, skipping those closer than `min_gap` to a chosen one."
     order = np.argsort(-(sal + rng.random(len(sal)) * .05), kind="stable")
@@ -351,7 +411,23 @@ def _select(times, sal, min_gap, n_max, rng):
         taken.insert(j, t); chosen[i] = True
     return chosen
 
-# %% ../nbs/05_synth.ipynb #528b7b0c
+# %% ../nbs/05_synth.ipynb #c0ad40b2
+def _pick_columns(rng, free, prev, size, gap, step_ms, key_count, direction, diff: Difficulty):
+    "Columns of one row: a jack (repeat), a stream step (roll on), or columns not just used; and the roll's direction."
+    if rng.random() < diff.jack_p and all(c in free for c in prev):
+        return list(prev)[:size], direction
+    if gap <= step_ms * 1.01 and size == 1:   # stream: roll across the columns
+        if rng.random() < .2: direction = -direction
+        c = (prev[-1] + direction) % key_count
+        return [c if c in free else int(rng.choice(free))], direction
+    pool = [c for c in free if c not in prev] or free
+    cols = list(rng.choice(pool, min(size, len(pool)), replace=False))
+    if len(cols) < size:
+        rest = [c for c in free if c not in cols]
+        cols += list(rng.choice(rest, min(size - len(cols), len(rest)), replace=False))
+    return cols, direction
+
+# %% ../nbs/05_synth.ipynb #ca931df1
 def _place(times, sal, sus, diff: Difficulty, key_count, step_ms, rng) -> list:
     "Assign columns (streams, jacks, chords) and long notes; returns `Note`s."
     notes, busy, prev, direction = [], np.full(key_count, -1e9), [int(rng.integers(key_count))], 1
@@ -363,18 +439,7 @@ def _place(times, sal, sus, diff: Difficulty, key_count, step_ms, rng) -> list:
         if s >= strong and rng.random() < diff.chord_p:
             size = int(rng.integers(2, diff.max_chord + 1))
         gap = t - times[k - 1] if k else 1e9
-        if rng.random() < diff.jack_p and all(c in free for c in prev):
-            cols = list(prev)[:size]
-        elif gap <= step_ms * 1.01 and size == 1:   # stream: roll across the columns
-            if rng.random() < .2: direction = -direction
-            c = (prev[-1] + direction) % key_count
-            cols = [c if c in free else int(rng.choice(free))]
-        else:
-            pool = [c for c in free if c not in prev] or free
-            cols = list(rng.choice(pool, min(size, len(pool)), replace=False))
-            if len(cols) < size:
-                rest = [c for c in free if c not in cols]
-                cols += list(rng.choice(rest, min(size - len(cols), len(rest)), replace=False))
+        cols, direction = _pick_columns(rng, free, prev, size, gap, step_ms, key_count, direction, diff)
         for c in cols:
             end = None
             if d >= diff.min_ln_ms and rng.random() < diff.ln_p:
@@ -384,7 +449,7 @@ def _place(times, sal, sus, diff: Difficulty, key_count, step_ms, rng) -> list:
         prev = [int(c) for c in cols]
     return notes
 
-# %% ../nbs/05_synth.ipynb #886d353f
+# %% ../nbs/05_synth.ipynb #512785bf
 def _beatmap(song: Song, notes, diff: Difficulty, key_count: int, audio_filename: str) -> Beatmap:
     title = song.name or f"synth{song.seed}"
     return Beatmap(
@@ -398,6 +463,7 @@ def _beatmap(song: Song, notes, diff: Difficulty, key_count: int, audio_filename
         events=[], timing_points=[TimingPoint(time=song.offset_ms, beat_length=60000.0 / song.bpm, meter=4, uninherited=True)],
         notes=sorted(notes, key=lambda n: (n.time, n.column)), path=None)
 
+# %% ../nbs/05_synth.ipynb #e1169816
 def chart_for_song(song: Song, difficulty: str | Difficulty = "Normal", key_count: int = 4, seed: int = 0,
                    audio_filename: str = "audio.ogg", **overrides) -> Beatmap:
     "Chart `song` at a difficulty (a name in `DIFFICULTIES` or a `Difficulty`); keyword overrides tweak it."
@@ -411,7 +477,7 @@ def chart_for_song(song: Song, difficulty: str | Difficulty = "Normal", key_coun
     notes = _place(times[chosen], sal[chosen], sus[chosen], diff, key_count, max(step_ms, min_gap) , rng)
     return _beatmap(song, notes, diff, key_count, audio_filename)
 
-# %% ../nbs/05_synth.ipynb #984096a6
+# %% ../nbs/05_synth.ipynb #ed1637c4
 def check_playable(beatmap: Beatmap) -> None:
     "Assert no column has overlapping notes (a hold blocks its column until it ends)."
     last = {}
@@ -419,7 +485,7 @@ def check_playable(beatmap: Beatmap) -> None:
         assert n.time > last.get(n.column, -1e9), f"overlap in column {n.column} at {n.time} ms"
         last[n.column] = n.end if n.end is not None else n.time
 
-# %% ../nbs/05_synth.ipynb #5113a317
+# %% ../nbs/05_synth.ipynb #860d6c29
 def song_info(song: Song) -> dict:
     "JSON-able ground truth of a song: tempo, offset, sections and every event."
     ev = song.events
@@ -429,6 +495,7 @@ def song_info(song: Song) -> dict:
                 events=[dict(time_ms=float(e["time_ms"]), part=str(e["part"]), vel=round(float(e["vel"]), 3),
                              dur_ms=float(e["dur_ms"]), pitch=int(e["pitch"])) for e in ev])
 
+# %% ../nbs/05_synth.ipynb #23c7b807
 def write_sample(song: Song, folder, difficulties=("Easy", "Hard"), key_count: int = 4, osz: bool | str = False,
                  audio_name: str = "audio.ogg", charts: dict | None = None) -> Path:
     "Write `song` + charts as an osu!-style beatmap-set folder (and `.osz` if asked); returns the folder."
@@ -446,7 +513,7 @@ def write_sample(song: Song, folder, difficulties=("Easy", "Hard"), key_count: i
         write_osz(target, names, {audio_name: (folder / audio_name).read_bytes()})
     return folder
 
-# %% ../nbs/05_synth.ipynb #4b8a19ff
+# %% ../nbs/05_synth.ipynb #767e7d24
 SAMPLE_SONGS = [dict(seed=11, genre="house", duration=45), dict(seed=12, genre="rock", duration=40),
                 dict(seed=13, genre="dnb", duration=35)]
 
