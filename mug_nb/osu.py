@@ -300,7 +300,7 @@ def column_of(x: float, key_count: int) -> int:
     "osu!mania column of an object at `x` (0..511) for `key_count` keys."
     return min(max(int(x) * key_count // 512, 0), key_count - 1)
 
-# %% ../nbs/01_osu.ipynb #02993a86
+# %% ../nbs/01_osu.ipynb #75abdcc0
 class _TimingLookup:
     "Find the red line and the speed multiplier in force at a time."
     def __init__(self, tps: list[TimingPoint]):
@@ -319,7 +319,7 @@ class _TimingLookup:
         i = bisect.bisect_right(self.all_t, t) - 1
         return 1.0 if i < 0 else self.all[i].bpm_multiplier
 
-# %% ../nbs/01_osu.ipynb #fa909b07
+# %% ../nbs/01_osu.ipynb #ebb74e1e
 def _slider_end(f, time, lookup, slider_mult, source, no, line) -> int:
     slides = _num(f[6], source, no, 'the slide count of a slider', line, integer=True) if len(f) > 6 else 1
     length = _num(f[7], source, no, 'the length of a slider', line) if len(f) > 7 and f[7] else 0.0
@@ -337,7 +337,7 @@ def _slider_end(f, time, lookup, slider_mult, source, no, line) -> int:
             * f(0.01) / f(slider_mult)
     return int(math.floor(end)) if math.isfinite(end) and end < _MAX else time
 
-# %% ../nbs/01_osu.ipynb #a2b69dcc
+# %% ../nbs/01_osu.ipynb #77e87dbb
 class LegacyRandom:
     "osu!'s legacy xorshift generator (osu!stable's `FastRandom`), for reproducing its conversions."
     def __init__(self, seed: int):
@@ -350,7 +350,7 @@ class LegacyRandom:
     def next_double(self) -> float: return (self.next_uint() & 0x7FFFFFFF) / 2147483648.0
     def next_int(self, lower: int, upper: int) -> int: return int(lower + self.next_double() * (upper - lower))
 
-# %% ../nbs/01_osu.ipynb #77e87dbb
+# %% ../nbs/01_osu.ipynb #c1c16807
 def _mania_seed(difficulty: dict) -> int:
     "osu!'s seed for mania conversion: round(HP + CS) * 20 + int(OD * 41.2) + round(AR), in single precision."
     def get(key, default):
@@ -361,7 +361,7 @@ def _mania_seed(difficulty: dict) -> int:
     ar, cs = min(max(get('ApproachRate', od), 0), 10), min(max(get('CircleSize', 5), 1), 18)
     return round(float(np.float32(hp) + np.float32(cs))) * 20 + int(od * 41.2) + round(ar)
 
-# %% ../nbs/01_osu.ipynb #9f6f34ee
+# %% ../nbs/01_osu.ipynb #3dd75540
 def _parse_objects(lines, source, difficulty, lookup, slider_mult, offset=0):
     key_count, raw = _key_count(difficulty, source), []
     for no, line in lines:
@@ -383,7 +383,7 @@ def _parse_objects(lines, source, difficulty, lookup, slider_mult, offset=0):
     raw.sort(key=lambda r: r[0])  # stable: file order within a time, as osu! keeps it
     return _place_spinners(raw, key_count, difficulty)
 
-# %% ../nbs/01_osu.ipynb #3dd75540
+# %% ../nbs/01_osu.ipynb #f026f881
 def _place_spinners(raw, key_count, difficulty):
     "Give spinners osu!'s column and tap-or-hold; return the objects as (start, column, end or NaN) arrays."
     rng, times, cols, ends = None, [], [], []
@@ -395,7 +395,7 @@ def _place_spinners(raw, key_count, difficulty):
         times.append(t); cols.append(col); ends.append(end)
     return np.array(times, np.float64), np.array(cols, np.int64), np.array(ends, np.float64)  # None -> NaN
 
-# %% ../nbs/01_osu.ipynb #4236c2ad
+# %% ../nbs/01_osu.ipynb #6ad06bd9
 class _Fallback(Exception):
     "The fast reader met something it does not handle: read the text line by line instead."
 
@@ -410,7 +410,7 @@ def _lines_of(body: str, section) -> list:
         out.append((0, raw.rstrip() if section == 'Events' else line))
     return out
 
-# %% ../nbs/01_osu.ipynb #83024ff5
+# %% ../nbs/01_osu.ipynb #8b6b1c74
 def _split_fast(text: str):
     """`_split_sections`, but [TimingPoints] and [HitObjects] come back as (start, end) spans of `text`.
     Line numbers are 0: the fast reader never reports an error itself."""
@@ -435,7 +435,7 @@ def _split_fast(text: str):
         sections[name] = (eol + 1, nxt) if name in ('TimingPoints', 'HitObjects') else _lines_of(text[eol + 1:nxt], name)
     return version, sections
 
-# %% ../nbs/01_osu.ipynb #f139ade6
+# %% ../nbs/01_osu.ipynb #e34344b0
 _P10 = np.array([float(10**k) for k in range(23)])  # exact powers of ten
 _LIM = float(_MAX)
 
@@ -462,7 +462,7 @@ def _number(b, i, n):
     v = -v if neg else v
     return v, j, abs(v) <= _LIM
 
-# %% ../nbs/01_osu.ipynb #fd07b211
+# %% ../nbs/01_osu.ipynb #16f28623
 def _line_end(b, i, n):
     "Index just past the line that contains i (after '\\n' or '\\r\\n'), or -1 at a lone '\\r'."
     while i < n:
@@ -479,7 +479,7 @@ def _skip_field(b, i, n):
     while i < n and b[i] != 44 and b[i] != 10 and b[i] != 13: i += 1
     return i
 
-# %% ../nbs/01_osu.ipynb #8ff7a6c2
+# %% ../nbs/01_osu.ipynb #58661e6f
 def _hold_fields(b, i, n, ty, k, ts, offset, e, kind, aux):
     """The fields after the type (at b[i] == ',') of a slider, spinner or hold, into e, kind and aux at row k.
     Returns the index reached, or -1 for anything the fast reader does not take."""
@@ -505,7 +505,7 @@ def _hold_fields(b, i, n, ty, k, ts, offset, e, kind, aux):
         if ty & 8: aux[k, 0] = float(hs & 4)
     return i
 
-# %% ../nbs/01_osu.ipynb #58661e6f
+# %% ../nbs/01_osu.ipynb #68ea2a37
 def _objects_kernel(b, i, n, key_count, offset, t, c, e, kind, aux):
     """Hit objects, one a line, from b[i:n]: start, column, end (NaN for taps), kind (0 tap, 1 hold, 2 slider, 3 spinner)
     and aux (a slider's slides and length, a spinner's finish bit). Returns the count, or -1 for anything else."""
@@ -533,7 +533,7 @@ def _objects_kernel(b, i, n, key_count, offset, t, c, e, kind, aux):
         if i < 0: return -1
     return k
 
-# %% ../nbs/01_osu.ipynb #68ea2a37
+# %% ../nbs/01_osu.ipynb #fd4820a9
 def _timing_kernel(b, i, n, out):
     "Timing points with all eight fields from b[i:n] into the rows of out: the count, or -1 for any other line."
     k = 0
@@ -554,7 +554,7 @@ def _timing_kernel(b, i, n, out):
         if i < 0: return -1
     return k
 
-# %% ../nbs/01_osu.ipynb #7aa79ed8
+# %% ../nbs/01_osu.ipynb #f523aa60
 JIT_AFTER = 8   # charts a process reads line by line before it compiles the fast reader
 _jit = {'reads': 0, 'kernels': None}
 _WARM_UP = 'osu file format v14\n[General]\nMode: 3\n[TimingPoints]\n0,500,4,2,0,60,1,0\n[HitObjects]\n64,192,0,1,0,0:0:0:0:\n'
@@ -567,7 +567,7 @@ def _kernels():
         _jit['kernels'] = _compile_kernels() or False
     return _jit['kernels'] or None
 
-# %% ../nbs/01_osu.ipynb #f523aa60
+# %% ../nbs/01_osu.ipynb #0477918c
 def _compile_kernels():
     try: import numba
     except ImportError: return None
@@ -582,7 +582,7 @@ def _compile_kernels():
         g.update(plain); warnings.warn(f'mug_nb.osu: the fast reader is off, numba failed ({e!r:.200})')
         return None
 
-# %% ../nbs/01_osu.ipynb #0477918c
+# %% ../nbs/01_osu.ipynb #ad7e8b7b
 def _bytes_of(text: str, data, start: int, end: int):
     "`text[start:end]` as bytes: (uint8 array, start, end), in the file's bytes `data` when the offsets agree."
     if data is not None and text.isascii() and len(data) - len(text) in (0, 3):   # 3: a byte-order mark
@@ -602,7 +602,7 @@ def _timing_arrays(text, data, span, offset, kernel):
     meter = np.where(ints[:, 0] <= 0, 4, ints[:, 0])
     return v[:, 0] + offset, v[:, 1], meter, ints[:, 4] != 0, ints[:, 1], ints[:, 2], ints[:, 3], ints[:, 5]
 
-# %% ../nbs/01_osu.ipynb #ad7e8b7b
+# %% ../nbs/01_osu.ipynb #c4d2a0ca
 def _slider_ends(t, length, slides, tcols, sm):
     "The hold ends of sliders starting at `t` (ms), from the timing arrays: `_slider_end` vectorised."
     tt, bl, red = tcols[0], tcols[1], tcols[3]
@@ -621,7 +621,7 @@ def _slider_ends(t, length, slides, tcols, sm):
         ok = np.isfinite(end) & (end < _MAX)
         return np.where(ok, np.floor(np.where(ok, end, 0).astype(np.float64)), t)
 
-# %% ../nbs/01_osu.ipynb #d1a64cf1
+# %% ../nbs/01_osu.ipynb #e9d6d302
 def _object_arrays(text, data, span, difficulty, source, offset, tcols, sm, kernel):
     "The notes of a [HitObjects] span as (start, column, end or NaN) arrays, with `_parse_objects`' rules."
     key_count = _key_count(difficulty, source)
@@ -642,7 +642,7 @@ def _object_arrays(text, data, span, difficulty, source, offset, tcols, sm, kern
         if e[j] - t[j] < 100: e[j] = np.nan
     return t, c, e
 
-# %% ../nbs/01_osu.ipynb #e9d6d302
+# %% ../nbs/01_osu.ipynb #3b6b4a10
 _KNOWN = {'General', 'Metadata', 'Difficulty', 'Editor', 'Events', 'TimingPoints', 'HitObjects'}
 
 def _parse_fast(text: str, source: str, path=None, data=None, kernels=None) -> Beatmap:
@@ -659,7 +659,7 @@ def _parse_fast(text: str, source: str, path=None, data=None, kernels=None) -> B
     bm.extra_sections = {k: [l for _, l in v] for k, v in secs.items() if k not in _KNOWN}
     return bm
 
-# %% ../nbs/01_osu.ipynb #3b6b4a10
+# %% ../nbs/01_osu.ipynb #3b0bee70
 def _check_general(secs: dict, source) -> dict:
     "The [General] pairs, once they say Mode 3 (`MissingSectionError`, `WrongModeError` otherwise)."
     if 'General' not in secs:
@@ -671,7 +671,7 @@ def _check_general(secs: dict, source) -> dict:
         raise WrongModeError(f'{source}: not an osu!mania chart (expected "Mode: 3" in [General], got Mode {mode!r})')
     return general
 
-# %% ../nbs/01_osu.ipynb #ca9aa65d
+# %% ../nbs/01_osu.ipynb #85e6b983
 def _head(secs: dict, source, path, version: int) -> Beatmap:
     "A `Beatmap` with the key-value sections and events read; timing points and notes come next."
     return Beatmap(general=_check_general(secs, source), path=path, format_version=version,
@@ -680,7 +680,7 @@ def _head(secs: dict, source, path, version: int) -> Beatmap:
                    editor=_parse_pairs(secs.get('Editor', []), source, 'Editor'),
                    events=[l for _, l in secs.get('Events', [])])
 
-# %% ../nbs/01_osu.ipynb #a16c8a6e
+# %% ../nbs/01_osu.ipynb #5e781223
 def _parse_lines(text: str, source: str, path=None) -> Beatmap:
     "Read a chart line by line: the reference reader, and the one that names the line of any error."
     version, secs = _split_sections(text, source)
@@ -701,7 +701,7 @@ def _parse(text: str, source: str, path=None, data=None) -> Beatmap:
         except (_Fallback, OsuError): pass         # read again line by line: the same chart, or the precise error
     return _parse_lines(text, source, path)
 
-# %% ../nbs/01_osu.ipynb #5e781223
+# %% ../nbs/01_osu.ipynb #8709a846
 def _looks_like_text(x) -> bool:
     return isinstance(x, str) and ('\n' in x or '\r' in x or x.lstrip('\ufeff').startswith('osu file format'))
 
@@ -718,7 +718,7 @@ def read_osu(path_or_text, *, source: str | None = None) -> Beatmap:
         text = _to_text(data, source)
     return _parse(text, source, path, data)
 
-# %% ../nbs/01_osu.ipynb #f918daf0
+# %% ../nbs/01_osu.ipynb #31a9c631
 def lane_x(column: int, key_count: int) -> int:
     "The x coordinate at the centre of a column's lane (`column_of` maps it back)."
     return int((column + 0.5) * 512 / key_count)
@@ -734,7 +734,7 @@ def _tp_line(tp: TimingPoint) -> str:
     return ','.join([_fmt(tp.time), _fmt(tp.beat_length), str(tp.meter), str(tp.sample_set),
                      str(tp.sample_index), str(tp.volume), str(int(tp.uninherited)), str(tp.effects)])
 
-# %% ../nbs/01_osu.ipynb #31a9c631
+# %% ../nbs/01_osu.ipynb #653267a8
 def dumps_osu(beatmap: Beatmap) -> str:
     "The `.osu` (v14) text of a beatmap."
     k, out = beatmap.key_count, ['osu file format v14', '']
@@ -754,7 +754,7 @@ def write_osu(beatmap: Beatmap, path) -> Path:
     path = Path(path); path.write_text(dumps_osu(beatmap), encoding='utf-8', newline='\r\n')
     return path
 
-# %% ../nbs/01_osu.ipynb #3b0551ab
+# %% ../nbs/01_osu.ipynb #14697194
 AUDIO_EXTS = ('.mp3', '.ogg', '.wav', '.flac', '.m4a', '.opus')
 MAX_OSZ_BYTES = 2**30    # all entries of an archive together, unpacked
 MAX_CHART_BYTES = 2**24  # one .osu entry, unpacked (16 MiB)
@@ -769,7 +769,7 @@ def safe_member_path(name: str, source='<archive>') -> PurePosixPath:
         raise UnsafeArchiveError(f'{source}: refusing entry {name!r} (expected a relative path inside the archive)')
     return p
 
-# %% ../nbs/01_osu.ipynb #14697194
+# %% ../nbs/01_osu.ipynb #115fb216
 @dataclass
 class OszArchive:
     "The contents of an `.osz`: osu!mania charts by file name, audio bytes by name, other files."
@@ -784,7 +784,7 @@ def _open_zip(path):
     except (zipfile.BadZipFile, OSError, ValueError) as e:
         raise BadArchiveError(f'{path}: not a readable .osz (zip) archive ({e})') from None
 
-# %% ../nbs/01_osu.ipynb #87423c4e
+# %% ../nbs/01_osu.ipynb #2225f553
 def _checked_members(z, src) -> list[zipfile.ZipInfo]:
     "The file entries of an open archive, after refusing unsafe names and zip bombs from the directory alone."
     infos = [i for i in z.infolist() if not i.is_dir()]
@@ -804,7 +804,7 @@ def _checked_members(z, src) -> list[zipfile.ZipInfo]:
                                   f'at most {MAX_OSZ_BYTES:,} bytes (1 GiB) in all')
     return infos
 
-# %% ../nbs/01_osu.ipynb #b45896bd
+# %% ../nbs/01_osu.ipynb #cd5455c5
 def read_osz(path) -> OszArchive:
     "Read the osu!mania charts, audio and other files of an `.osz` (refuses unsafe or huge archives)."
     src = str(path); arc = OszArchive(Path(path) if not hasattr(path, 'read') else None)
@@ -825,7 +825,7 @@ def read_osz(path) -> OszArchive:
         raise BadArchiveError(f'{src}: expected at least one .osu chart in the archive')
     return arc
 
-# %% ../nbs/01_osu.ipynb #cd5455c5
+# %% ../nbs/01_osu.ipynb #c7df6cc5
 def write_osz(path, charts: dict, audio_files: dict | None = None, other_files: dict | None = None,
               overwrite: bool = False) -> Path:
     "Write an `.osz`: `charts` maps names to `Beatmap`s, `audio_files`/`other_files` map names to bytes or paths."
@@ -838,7 +838,7 @@ def write_osz(path, charts: dict, audio_files: dict | None = None, other_files: 
             z.writestr(str(safe_member_path(name)), data if isinstance(data, bytes) else Path(data).read_bytes())
     return path
 
-# %% ../nbs/01_osu.ipynb #9dc3120b
+# %% ../nbs/01_osu.ipynb #236ff460
 def extract_osz(path, target, overwrite: bool = False) -> list[Path]:
     "Unpack an `.osz` into `target`, refusing entries that would land outside it, and zip bombs."
     target = Path(target).resolve(); out = []
