@@ -21,6 +21,7 @@ from .unet import UNetModel
 from .s4 import set_s4_mode
 from .diffusion import make_beta_schedule, schedule_buffers, diffusion_loss, SCHEDULE_BUFFERS
 from .refiner import RefinerConfig, RowRefiner
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['ModelError', 'UNetConfig', 'VAEConfig', 'AudioConfig', 'PromptConfig', 'DiffusionConfig', 'Config',
@@ -52,6 +53,7 @@ class UNetConfig:
     s4_mode: str = "compat"
     prompt_embedding: bool = False  # tiny configs: pooled prompt added to the timestep embedding (11_unet); False = original
 
+# %% ../nbs/12_model.ipynb #adc204bd
 @dataclass
 class VAEConfig:
     x_channels: int = 16
@@ -75,6 +77,7 @@ class AudioConfig:
     use_checkpoint: bool = True
     onset_bands: int = 0           # tiny configs: spectral-flux channels at the latent rate (09_encoders); 0 = original
 
+# %% ../nbs/12_model.ipynb #314ebd77
 @dataclass
 class PromptConfig:
     embed_dim: int = 128
@@ -92,10 +95,11 @@ class DiffusionConfig:
     parameterization: str = "eps"
     loss_type: str = "smooth_l1"
 
-# %% ../nbs/12_model.ipynb #26ae924c
+# %% ../nbs/12_model.ipynb #8be776ff
 _PARTS = {"unet": UNetConfig, "vae": VAEConfig, "audio": AudioConfig, "prompt": PromptConfig, "diffusion": DiffusionConfig,
           "refiner": RefinerConfig}
 
+# %% ../nbs/12_model.ipynb #3dfd7b1f
 @dataclass
 class Config:
     "Everything needed to build a model; JSON-serialisable."
@@ -113,7 +117,7 @@ class Config:
 
     @classmethod
     def tiny(cls) -> "Config":
-        "A CPU-sized model with the same structure (about 1.4 M parameters)."
+        "A CPU-sized model with the same structure (about 1.7 M parameters)."
         return cls(unet=UNetConfig(model_channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1,
                                    attention_resolutions=(8,), num_heads=4, context_dim=32,
                                    audio_channels=(16, 32, 32, 32), num_groups=8, s4_mode="exact"),
@@ -122,29 +126,32 @@ class Config:
                                      use_checkpoint=False),
                    prompt=PromptConfig(embed_dim=32))
 
-    def to_dict(self) -> dict:
-        return {k: {f: list(v) if isinstance(v, tuple) else v for f, v in asdict(getattr(self, k)).items()} for k in _PARTS}
+# %% ../nbs/12_model.ipynb #c5ca1016
+@patch
+def to_dict(self: Config) -> dict:
+    return {k: {f: list(v) if isinstance(v, tuple) else v for f, v in asdict(getattr(self, k)).items()} for k in _PARTS}
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "Config":
-        parts = {}
-        for k, part_cls in _PARTS.items():
-            sub = dict(d.get(k, {}))
-            names = {f.name: f for f in dataclasses.fields(part_cls)}
-            bad = set(sub) - set(names)
-            if bad: raise ModelError(f"Config.from_dict: unknown key(s) {sorted(bad)} in section {k!r}")
-            parts[k] = part_cls(**{f: tuple(v) if isinstance(v, list) else v for f, v in sub.items()})
-        bad = set(d) - set(_PARTS)
-        if bad: raise ModelError(f"Config.from_dict: unknown section(s) {sorted(bad)}; expected {list(_PARTS)}")
-        return cls(**parts)
+@patch(cls_method=True)
+def from_dict(cls: Config, d: dict) -> "Config":
+    parts = {}
+    for k, part_cls in _PARTS.items():
+        sub = dict(d.get(k, {}))
+        names = {f.name: f for f in dataclasses.fields(part_cls)}
+        bad = set(sub) - set(names)
+        if bad: raise ModelError(f"Config.from_dict: unknown key(s) {sorted(bad)} in section {k!r}")
+        parts[k] = part_cls(**{f: tuple(v) if isinstance(v, list) else v for f, v in sub.items()})
+    bad = set(d) - set(_PARTS)
+    if bad: raise ModelError(f"Config.from_dict: unknown section(s) {sorted(bad)}; expected {list(_PARTS)}")
+    return cls(**parts)
 
-# %% ../nbs/12_model.ipynb #0ba4055d
+# %% ../nbs/12_model.ipynb #6ae8968f
 def _vocab_size(name: str) -> int | None:
     "Number of ids of a named prompt vocabulary."
     from mug_nb import features
     try: return int(features.vocabulary(name).size)
     except features.FeatureError as e: raise ModelError(str(e)) from None
 
+# %% ../nbs/12_model.ipynb #1967ce6b
 class MugDiffusionWrapper(nn.Module):
     "unet_model, first_stage_model (frozen), wave_model, cond_stage_model; forward(x, t, c, w) = unet(x, t, c, *w)."
     def __init__(self, cfg: Config):
@@ -168,6 +175,7 @@ class MugDiffusionWrapper(nn.Module):
     def encode(self, note): return self.first_stage_model.encode(note)
     def decode(self, z): return self.first_stage_model.decode(z)
 
+# %% ../nbs/12_model.ipynb #3ba55abd
 class DDPM(nn.Module):
     "Schedule buffers + `model` (the wrapper). forward(x, t, c, w) -> ε."
     def __init__(self, cfg: Config):
@@ -189,8 +197,8 @@ class DDPM(nn.Module):
         return diffusion_loss(self, x0, self.model.cond_output(ids), self.model.wave_output(mel), t=t, noise=noise,
                               parameterization=self.parameterization, loss_type=self.loss_type, mask=mask)
 
-def check_config(cfg: Config) -> None:
-    "Cross-part consistency: audio widths, prompt width, latent channels, group counts."
+# %% ../nbs/12_model.ipynb #7cca521f
+def _check_audio_widths(cfg: Config) -> None:
     u, a = cfg.unet, cfg.audio
     widths = [a.middle_channels * m for m in a.channel_mult]
     if a.onset_bands: widths[6] += 8 * a.onset_bands               # level 6 (latent rate) carries the onset channels
@@ -199,6 +207,11 @@ def check_config(cfg: Config) -> None:
         raise ModelError(f"config: unet.audio_channels {list(u.audio_channels)} must equal the audio encoder's last "
                          f"{len(u.channel_mult)} widths {widths} (audio.middle_channels x audio.channel_mult"
                          f"{', + 8 x audio.onset_bands at level 6' if a.onset_bands else ''})")
+
+def check_config(cfg: Config) -> None:
+    "Cross-part consistency: audio widths, prompt width, latent channels, group counts."
+    u = cfg.unet
+    _check_audio_widths(cfg)
     if cfg.refiner.channels and cfg.refiner.prompt_dim != cfg.prompt.embed_dim:
         raise ModelError(f"config: refiner.prompt_dim {cfg.refiner.prompt_dim} != prompt.embed_dim {cfg.prompt.embed_dim}")
     if u.context_dim != cfg.prompt.embed_dim:
@@ -211,6 +224,7 @@ def check_config(cfg: Config) -> None:
             if ch % u.num_groups:
                 raise ModelError(f"config: U-Net level {lvl} has {ch} channels, not divisible by unet.num_groups {u.num_groups}")
 
+# %% ../nbs/12_model.ipynb #1a4f2b2f
 def build_model(config: Config | None = None) -> DDPM:
     "A freshly initialised model for `config` (default: full)."
     config = Config.full() if config is None else copy.deepcopy(config)
@@ -220,7 +234,7 @@ def build_model(config: Config | None = None) -> DDPM:
         config.prompt.num_embeddings = n
     return DDPM(config)
 
-# %% ../nbs/12_model.ipynb #b7c1e0f2
+# %% ../nbs/12_model.ipynb #50ce60e6
 def model_vocab(model_or_config):
     "The prompt vocabulary of a model or of its `Config` (`compat`: the original's 329 ids; `default`: ours, 384)."
     from mug_nb import features
@@ -229,12 +243,13 @@ def model_vocab(model_or_config):
     if name is None: return features.DEFAULT_VOCAB
     return features.vocabulary(name) if isinstance(name, str) else name
 
-# %% ../nbs/12_model.ipynb #4bb087cc
+# %% ../nbs/12_model.ipynb #3f9ebd00
 _TARGETS = {"model": "mug.diffusion.diffusion.DDPM", "unet_config": "mug.diffusion.unet.UNetModel",
             "first_stage_config": "mug.firststage.autoencoder.AutoencoderKL",
             "cond_stage_config": "mug.cond.feature.BeatmapFeatureEmbedder",
             "wave_stage_config": "mug.cond.wave.MelspectrogramScaleEncoder1D"}
 
+# %% ../nbs/12_model.ipynb #e6b97ad1
 def _pick(params: dict, cls, where: str, rename: dict | None = None, drop=()) -> dict:
     names = {f.name for f in dataclasses.fields(cls)}
     out = {}
@@ -244,16 +259,28 @@ def _pick(params: dict, cls, where: str, rename: dict | None = None, drop=()) ->
         elif k not in drop: raise ModelError(f"{where}: unsupported parameter {k!r}")
     return out
 
+# %% ../nbs/12_model.ipynb #acd1827b
+def _part(m: dict, name: str, where: str) -> dict:
+    "The `params` of part `name` of an original model section, after checking its `target`."
+    sec = m.get("params", {}).get(name) if name != "model" else m
+    if not isinstance(sec, dict): raise ModelError(f"{where}: missing model.params.{name}")
+    if sec.get("target") != _TARGETS[name]:
+        raise ModelError(f"{where}: model.params.{name}.target is {sec.get('target')!r}, expected {_TARGETS[name]!r}")
+    return sec.get("params", {}) or {}
+
+# %% ../nbs/12_model.ipynb #0911ed87
+def _compat_prompt(cond: dict, where: str) -> PromptConfig:
+    feat = str(cond.get("path_to_yaml", ""))
+    if Path(feat).name != "mania_beatmap_features.yaml":
+        raise ModelError(f"{where}: cond_stage_config.params.path_to_yaml {feat!r} is not the original's "
+                         f"mania_beatmap_features.yaml; only that vocabulary is known")
+    return PromptConfig(embed_dim=int(cond.get("embed_dim", 128)), vocab="compat")
+
 def config_from_original(cfg: dict, where: str = "model.yaml") -> Config:
     "Map an original MuG YAML (already parsed) to a Config in compat mode."
     m = cfg.get("model") if isinstance(cfg, dict) else None
     if not isinstance(m, dict): raise ModelError(f"{where}: no 'model' section")
-    def part(name):
-        sec = m.get("params", {}).get(name) if name != "model" else m
-        if not isinstance(sec, dict): raise ModelError(f"{where}: missing model.params.{name}")
-        if sec.get("target") != _TARGETS[name]:
-            raise ModelError(f"{where}: model.params.{name}.target is {sec.get('target')!r}, expected {_TARGETS[name]!r}")
-        return sec.get("params", {}) or {}
+    part = lambda name: _part(m, name, where)
     top = part("model")
     unet = _pick(part("unet_config"), UNetConfig, f"{where}: unet_config",
                  drop=("lstm_last", "use_checkpoint", "use_fp16", "conv_resample", "dims", "use_scale_shift_norm"))
@@ -261,18 +288,13 @@ def config_from_original(cfg: dict, where: str = "model.yaml") -> Config:
     vae = _pick(fs.get("ddconfig", {}), VAEConfig, f"{where}: first_stage_config.ddconfig")
     if "kl_weight" in fs: vae["kl_weight"] = fs["kl_weight"]
     audio = _pick(part("wave_stage_config"), AudioConfig, f"{where}: wave_stage_config")
-    cond = part("cond_stage_config")
-    feat = str(cond.get("path_to_yaml", ""))
-    if Path(feat).name != "mania_beatmap_features.yaml":
-        raise ModelError(f"{where}: cond_stage_config.params.path_to_yaml {feat!r} is not the original's "
-                         f"mania_beatmap_features.yaml; only that vocabulary is known")
-    prompt = PromptConfig(embed_dim=int(cond.get("embed_dim", 128)), vocab="compat")
+    prompt = _compat_prompt(part("cond_stage_config"), where)
     diff = _pick({k: v for k, v in top.items() if k in {f.name for f in dataclasses.fields(DiffusionConfig)}},
                  DiffusionConfig, f"{where}: model.params")
     return Config(unet=UNetConfig(**{**unet, "s4_mode": "compat"}), vae=VAEConfig(**vae), audio=AudioConfig(**audio),
                   prompt=prompt, diffusion=DiffusionConfig(**diff))
 
-# %% ../nbs/12_model.ipynb #c5ca1016
+# %% ../nbs/12_model.ipynb #f74d7aea
 def _inert_globals() -> list:
     "NumPy scalar and dtype constructors: data-only types Lightning checkpoints sometimes contain."
     import numpy as np
@@ -295,6 +317,7 @@ def safe_torch_load(path) -> dict:
     if not isinstance(obj, dict): raise ModelError(f"{path}: expected a dict, found {type(obj).__name__}")
     return obj
 
+# %% ../nbs/12_model.ipynb #06b01170
 @dataclass
 class LoadReport:
     missing: list = field(default_factory=list)
@@ -322,7 +345,7 @@ def load_state(model: nn.Module, sd: dict, strict: bool = True, where: str = "ch
     model.load_state_dict(good, strict=False)
     return rep
 
-# %% ../nbs/12_model.ipynb #295ee766
+# %% ../nbs/12_model.ipynb #bc1c535e
 def load_original(ckpt_path, config_path, strict: bool = True) -> DDPM:
     "An original MuG checkpoint + its model.yaml -> DDPM in compat mode (`.load_report` says what matched)."
     import yaml
@@ -338,7 +361,7 @@ def load_original(ckpt_path, config_path, strict: bool = True) -> DDPM:
     if not model.load_report.ok: warnings.warn(f"{ckpt_path}: {model.load_report}")
     return model.eval()
 
-# %% ../nbs/12_model.ipynb #3ba55abd
+# %% ../nbs/12_model.ipynb #e4c2b337
 def save_checkpoint(model: DDPM, config: Config | None = None, path=".", extra: dict | None = None) -> Path:
     "Write `path/model.safetensors` and `path/config.json`; returns the directory."
     from safetensors.torch import save_file
@@ -351,6 +374,7 @@ def save_checkpoint(model: DDPM, config: Config | None = None, path=".", extra: 
     (path / "config.json").write_text(json.dumps(meta, indent=1))
     return path
 
+# %% ../nbs/12_model.ipynb #b88d970e
 def load_checkpoint(path, strict: bool = True) -> DDPM:
     "Rebuild a model from a `save_checkpoint` directory (`.config`, `.meta` attached)."
     from safetensors.torch import load_file
