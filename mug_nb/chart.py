@@ -12,8 +12,8 @@ from .osu import Beatmap, Note, note_columns
 # %% auto #0
 __all__ = ['SAMPLE_RATE', 'N_FFT', 'HOP_LENGTH', 'N_MELS', 'MEL_PER_NOTE_FRAME', 'NOTE_FRAMES', 'MEL_FRAMES', 'LATENT_DOWNSAMPLE',
            'LATENT_FRAMES', 'MEL_FRAME_MS', 'FRAME_MS', 'ms_to_frame', 'frame_to_ms', 'ms_to_mel_frame',
-           'notes_to_array', 'chart_to_array', 'array_to_notes', 'ambiguous_cases', 'roundtrip_report',
-           'plot_piano_roll', 'plot_note_array']
+           'notes_to_array', 'chart_to_array', 'plot_piano_roll', 'plot_note_array', 'array_to_notes',
+           'ambiguous_cases', 'roundtrip_report']
 
 # %% ../nbs/02_chart.ipynb #62edf4b0
 SAMPLE_RATE = 22050                                   # Hz
@@ -77,13 +77,47 @@ def chart_to_array(beatmap: Beatmap, n_frames: int = NOTE_FRAMES, **kwargs) -> t
     return notes_to_array(beatmap.note_arrays(), beatmap.key_count, n_frames, **kwargs)
 
 # %% ../nbs/02_chart.ipynb #a5b91f6b
+def plot_piano_roll(notes_or_beatmap, ax=None, key_count: int | None = None, start_ms: float = 0,
+                    end_ms: float | None = None, title: str | None = None):
+    "Draw notes (or a `Beatmap`) as a piano roll: time in seconds across, one lane per column."
+    import matplotlib.pyplot as plt
+    if isinstance(notes_or_beatmap, Beatmap):
+        notes, key_count = notes_or_beatmap.notes, key_count or notes_or_beatmap.key_count
+        title = title if title is not None else notes_or_beatmap.metadata.get('Version', '')
+    else: notes = notes_or_beatmap
+    key_count = key_count or (max((n.column for n in notes), default=3) + 1)
+    t, c, e = note_columns(notes_or_beatmap)
+    end_ms = end_ms if end_ms is not None else (np.nanmax(np.fmax(t, e)) if t.size else 1000)
+    sel = (t <= end_ms) & (np.fmax(t, np.nan_to_num(e)) >= start_ms)
+    if ax is None: _, ax = plt.subplots(figsize=(10, 0.45 * key_count + 0.8))
+    h = ~np.isnan(e) & sel
+    ax.barh(c[h], (e[h] - t[h]) / 1000, left=t[h] / 1000, height=0.5, color='tab:orange', alpha=0.7)
+    ax.scatter(t[sel] / 1000, c[sel], marker='s', s=14, color='tab:blue', zorder=3)
+    ax.set(xlim=(start_ms / 1000, end_ms / 1000), ylim=(-0.6, key_count - 0.4), yticks=range(key_count),
+           xlabel='time (s)', ylabel='column', title=title or '')
+    return ax
+
+# %% ../nbs/02_chart.ipynb #be287b3b
+def plot_note_array(array, ax=None, key_count: int | None = None, frames: slice | None = None, title: str = ''):
+    "Heat map of a (4K, T) note array, rows labelled by channel group."
+    import matplotlib.pyplot as plt
+    a = np.asarray(array); K = key_count or a.shape[0] // 4
+    a = a[:, frames] if frames is not None else a
+    if ax is None: _, ax = plt.subplots(figsize=(10, 3.2))
+    im = ax.imshow(a, aspect='auto', interpolation='nearest', cmap='magma', vmin=min(0, a.min()), vmax=max(1, a.max()))
+    names = ['start', 'start off', 'holding', 'end off']
+    ax.set_yticks(range(4 * K)); ax.set_yticklabels([f'{names[i // K]} {i % K}' for i in range(4 * K)], fontsize=6)
+    ax.set(xlabel='note frame (46.44 ms)', title=title); plt.colorbar(im, ax=ax, fraction=0.02)
+    return ax
+
+# %% ../nbs/02_chart.ipynb #c29e0c6e
 def _next_stop(cont: np.ndarray) -> np.ndarray:
     "For each (column, frame): index of the first frame at or after it where `cont` is False (T if none)."
     K, T = cont.shape
     idx = np.where(cont, T, np.arange(T))
     return np.minimum.accumulate(idx[:, ::-1], axis=1)[:, ::-1]
 
-# %% ../nbs/02_chart.ipynb #be287b3b
+# %% ../nbs/02_chart.ipynb #4dacc700
 def _decode(array, key_count, logits=False, decoder='improved', frame_ms=FRAME_MS):
     "Decode to (start ms, column, end ms or -1, head frame) int64 arrays, sorted like the original."
     if decoder not in ('improved', 'original'): raise ValueError(f"decoder must be 'improved' or 'original', got {decoder!r}")
@@ -108,7 +142,7 @@ def _decode(array, key_count, logits=False, decoder='improved', frame_ms=FRAME_M
     order = np.argsort(start, kind='stable')
     return start[order], c[order], end[order], s[order]
 
-# %% ../nbs/02_chart.ipynb #95a3c8b5
+# %% ../nbs/02_chart.ipynb #f8c32a36
 def array_to_notes(array, key_count: int, logits: bool = False, *, decoder: str = 'improved',
                    frame_ms: float = FRAME_MS) -> list[Note]:
     "Decode a (4K, T) note array (ground truth, or model logits with `logits=True`) into sorted notes."
@@ -116,7 +150,7 @@ def array_to_notes(array, key_count: int, logits: bool = False, *, decoder: str 
     ends = [None if x < 0 else x for x in end.tolist()]
     return list(map(Note, start.tolist(), col.tolist(), ends))
 
-# %% ../nbs/02_chart.ipynb #045f54c0
+# %% ../nbs/02_chart.ipynb #9a54c1f5
 def ambiguous_cases(notes, key_count: int, n_frames: int = NOTE_FRAMES) -> dict:
     "Count the cases the original's decoder cannot tell apart, and shared start frames, for notes in the array."
     t, c, e = note_columns(notes)
@@ -131,7 +165,7 @@ def ambiguous_cases(notes, key_count: int, n_frames: int = NOTE_FRAMES) -> dict:
             'short_hold': int((hold & (ei == idx)).sum()),
             'tail_meets_next_head': int((hold & (ei > idx) & np.isin(tail_key, list(heads))).sum())}
 
-# %% ../nbs/02_chart.ipynb #b4253061
+# %% ../nbs/02_chart.ipynb #ad53787e
 def roundtrip_report(notes, key_count: int, decoder: str = 'improved', n_frames: int = NOTE_FRAMES) -> dict:
     "Encode then decode; count start-exact and whole notes among those whose start frame is unique in its column."
     t, c, e = note_columns(notes)
@@ -150,37 +184,3 @@ def roundtrip_report(notes, key_count: int, decoder: str = 'improved', n_frames:
     e_u = e[u]; d_end = end[js].astype(np.float64)
     end_ok = np.where(np.isnan(e_u), d_end < 0, (d_end >= 0) & (np.abs(d_end - np.nan_to_num(e_u)) <= 1))
     return {'unique': int(u.sum()), 'start_ok': int(start_ok.sum()), 'whole': int((start_ok & end_ok).sum())}
-
-# %% ../nbs/02_chart.ipynb #58ac61c1
-def plot_piano_roll(notes_or_beatmap, ax=None, key_count: int | None = None, start_ms: float = 0,
-                    end_ms: float | None = None, title: str | None = None):
-    "Draw notes (or a `Beatmap`) as a piano roll: time in seconds across, one lane per column."
-    import matplotlib.pyplot as plt
-    if isinstance(notes_or_beatmap, Beatmap):
-        notes, key_count = notes_or_beatmap.notes, key_count or notes_or_beatmap.key_count
-        title = title if title is not None else notes_or_beatmap.metadata.get('Version', '')
-    else: notes = notes_or_beatmap
-    key_count = key_count or (max((n.column for n in notes), default=3) + 1)
-    t, c, e = note_columns(notes_or_beatmap)
-    end_ms = end_ms if end_ms is not None else (np.nanmax(np.fmax(t, e)) if t.size else 1000)
-    sel = (t <= end_ms) & (np.fmax(t, np.nan_to_num(e)) >= start_ms)
-    if ax is None: _, ax = plt.subplots(figsize=(10, 0.45 * key_count + 0.8))
-    h = ~np.isnan(e) & sel
-    ax.barh(c[h], (e[h] - t[h]) / 1000, left=t[h] / 1000, height=0.5, color='tab:orange', alpha=0.7)
-    ax.scatter(t[sel] / 1000, c[sel], marker='s', s=14, color='tab:blue', zorder=3)
-    ax.set(xlim=(start_ms / 1000, end_ms / 1000), ylim=(-0.6, key_count - 0.4), yticks=range(key_count),
-           xlabel='time (s)', ylabel='column', title=title or '')
-    return ax
-
-# %% ../nbs/02_chart.ipynb #9a54c1f5
-def plot_note_array(array, ax=None, key_count: int | None = None, frames: slice | None = None, title: str = ''):
-    "Heat map of a (4K, T) note array, rows labelled by channel group."
-    import matplotlib.pyplot as plt
-    a = np.asarray(array); K = key_count or a.shape[0] // 4
-    a = a[:, frames] if frames is not None else a
-    if ax is None: _, ax = plt.subplots(figsize=(10, 3.2))
-    im = ax.imshow(a, aspect='auto', interpolation='nearest', cmap='magma', vmin=min(0, a.min()), vmax=max(1, a.max()))
-    names = ['start', 'start off', 'holding', 'end off']
-    ax.set_yticks(range(4 * K)); ax.set_yticklabels([f'{names[i // K]} {i % K}' for i in range(4 * K)], fontsize=6)
-    ax.set(xlabel='note frame (46.44 ms)', title=title); plt.colorbar(im, ax=ax, fraction=0.02)
-    return ax
