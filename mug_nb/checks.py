@@ -288,6 +288,55 @@ def _(answer):
         got = set(answer(song, t))
         assert got == want, f"at {t:.1f} ms you gave {sorted(got)}, expected {sorted(want)}"
 
+# %% ../nbs/99_checks.ipynb #efc71534
+def _leaked(entries, val_fraction):
+    import hashlib
+    order = sorted(entries, key=lambda e: hashlib.md5(e["id"].encode()).hexdigest())
+    n_val = round(val_fraction * len(entries))
+    val, train = order[len(order) - n_val:], order[:len(order) - n_val]
+    return {e["set"] for e in val} & {e["set"] for e in train}
+
+@exercise("6.1")
+def _(answer):
+    "the sets with charts on both sides of a split over charts"
+    import numpy as np
+    rng = np.random.default_rng(61)
+    for n, n_sets, frac in [(40, 10, .1), (200, 30, .1), (50, 50, .2), (12, 3, .25)]:
+        entries = [dict(id=f"{rng.integers(1 << 40):x}", set=f"dir:set{rng.integers(n_sets)}") for _ in range(n)]
+        want, got = _leaked(entries, frac), set(answer(entries, frac))
+        assert got == want, f"{n} charts in {n_sets} sets, val_fraction {frac}: you gave {len(got)} sets, expected {len(want)}"
+
+# %% ../nbs/99_checks.ipynb #becdeda5
+@exercise("6.2")
+def _(answer):
+    "the log-mel of the same audio `db` decibels louder"
+    import numpy as np
+    from mug_nb.audio import log_mel
+    rng = np.random.default_rng(62)
+    y = (0.1 * rng.standard_normal(22050)).astype(np.float32)
+    mel = log_mel(y)
+    for db in (0.0, 6.0, -10.0, 3.5):
+        want = log_mel(y * 10 ** (db / 20))
+        got = np.asarray(answer(mel, db))
+        assert got.shape == mel.shape, f"the shape changed: {got.shape}, expected {mel.shape}"
+        err = float(np.abs(got - want).max())
+        assert err < 1e-3, f"{db:+} dB: differs from the log-mel of the louder audio by up to {err:.3f} (undo log1p first)"
+
+# %% ../nbs/99_checks.ipynb #c3c55121
+@exercise("6.3")
+def _(answer):
+    "a note array and its log-mel cut to the same note frames"
+    import numpy as np
+    rng = np.random.default_rng(63)
+    note, audio = rng.random((16, 40)), rng.random((128, 320))
+    for start, frames in [(0, 10), (5, 7), (33, 7), (12, 1)]:
+        n, a = answer(note, audio, start, frames)
+        n, a = np.asarray(n), np.asarray(a)
+        assert n.shape == (16, frames), f"note {n.shape}, expected (16, {frames})"
+        assert a.shape == (128, 8 * frames), f"audio {a.shape}, expected (128, {8 * frames}): 8 mel frames per note frame"
+        assert np.array_equal(n, note[:, start:start + frames]), "the notes are not the frames start … start+frames-1"
+        assert np.array_equal(a, audio[:, 8 * start:8 * (start + frames)]), "the audio does not line up with the notes"
+
 # %% ../nbs/99_checks.ipynb #caafcba9
 @exercise("7.1")
 def _(answer):
