@@ -284,10 +284,11 @@ def _rank(gs, m) -> tuple:
 _ORDER = dict(holds=0, style=1, density=2)
 
 # %% ../nbs/18_control.ipynb #01053173
-def chart_at(draft: Draft, knobs: Knobs, finish) -> Beatmap:
+def chart_at(draft: Draft, knobs: Knobs, finish, base: Beatmap | None = None) -> Beatmap:
     """The finished chart at `knobs`. A style rewrites the rows of the *finished* chart (snapped, chords aligned,
-    jacks removed), so that nothing undoes the pattern, and the result is finished again."""
-    bm = finish(render(draft, knobs))                    # `render` reads the thresholds only
+    jacks removed), so that nothing undoes the pattern, and the result is finished again. `base`: the finished
+    chart at the same thresholds (density, holds), when it is already made."""
+    bm = base if base is not None else finish(render(draft, knobs))   # `render` reads the thresholds only
     if not (knobs.style and knobs.strength > 0): return bm
     return finish(emphasise(bm.notes, knobs.style, knobs.strength, head_scores(draft, knobs.density), draft.key_count))
 
@@ -296,9 +297,11 @@ def steer(draft: Draft, targets: list[Goal], finish, rounds: int = 3, max_evals:
           start: Knobs | None = None) -> Steered:
     """Render `draft`, `finish` the notes into a `Beatmap` and turn the knobs until every goal is hit (or the closest).
     `start`: where the search begins (another variant's knobs for the same request are a good guess)."""
-    tried: dict = {}
+    tried, bases = {}, {}                                # bases: one finished chart per (density, holds)
     def run(k: Knobs):
-        if k not in tried: bm = chart_at(draft, k, finish); tried[k] = (bm, measure(bm))
+        if k not in tried:
+            if (k.density, k.holds) not in bases: bases[k.density, k.holds] = finish(render(draft, k))
+            bm = chart_at(draft, k, finish, bases[k.density, k.holds]); tried[k] = (bm, measure(bm))
         return tried[k]
     steered = [g for g in targets if g.tuned]
     knobs = start if start is not None and steered else Knobs()

@@ -182,3 +182,17 @@ def test_a_full_prompt_steers_one_goal_per_knob():
     st = K.steer(toy_draft(T=2000), gs, bare)
     assert len(st.report()) == len(gs) and st.trials <= 24
     assert all(r["hit"] for r in st.report() if r["steered"] and r["feature"] == "sr")
+
+
+
+def test_steer_finishes_each_threshold_once_however_many_styles_it_tries(monkeypatch):
+    d, calls, seen = toy_draft(T=2000), [], []
+    def finish(notes): calls.append(1); return bare(notes)
+    real = K.chart_at
+    def spy(draft, knobs, fin, base=None): seen.append(knobs); return real(draft, knobs, fin, base)
+    monkeypatch.setattr(K, "chart_at", spy)
+    st = K.steer(d, K.goals({"sr": 3.0, "stream": True}), finish)
+    styled = sum(1 for k in seen if k.style and k.strength > 0)
+    thresholds = {(k.density, k.holds) for k in seen}
+    assert styled >= 2 and len(seen) == st.trials
+    assert len(calls) == len(thresholds) + styled < st.trials + styled     # fewer than one base per chart
