@@ -5,6 +5,7 @@
 # %% ../nbs/06_data.ipynb #c3c55121
 from __future__ import annotations
 import hashlib, json, os, re, time, traceback
+from functools import partial
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 from .osu import Beatmap, Note, OsuError, read_osu, read_osz, extract_osz, AUDIO_EXTS
 from .chart import NOTE_FRAMES, MEL_FRAMES, MEL_PER_NOTE_FRAME, FRAME_MS, MEL_FRAME_MS, N_MELS, notes_to_array
 from .audio import MelCache, AudioError, content_hash, find_audio
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['RATES', 'DataError', 'is_rate_edit', 'chart_hash', 'Unit', 'scan_sources', 'process_unit', 'read_journal',
@@ -37,6 +39,7 @@ def is_rate_edit(name: str) -> bool:
         if round(v, 2) in RATES: return True
     return False
 
+# %% ../nbs/06_data.ipynb #f567cd86
 def chart_hash(notes, key_count: int) -> str:
     "Hash of the notes relative to the first head: equal for exact duplicates, even when shifted in time."
     if not notes: return "empty"
@@ -45,7 +48,7 @@ def chart_hash(notes, key_count: int) -> str:
     a = a[np.lexsort((a[:, 2], a[:, 0]))]
     return hashlib.sha1(a.tobytes() + bytes([key_count])).hexdigest()
 
-# %% ../nbs/06_data.ipynb #87e7af4f
+# %% ../nbs/06_data.ipynb #75b4b599
 @dataclass(frozen=True)
 class Unit:
     "One beatmap set to process: a folder with `.osu` files or an `.osz` archive."
@@ -61,6 +64,7 @@ class Unit:
         items = [p] if self.kind == "osz" else sorted(x for x in p.iterdir() if x.is_file())
         return hashlib.sha1(repr([(x.name, x.stat().st_size, x.stat().st_mtime_ns) for x in items]).encode()).hexdigest()
 
+# %% ../nbs/06_data.ipynb #4429d814
 def scan_sources(sources, exclude=None) -> list[Unit]:
     "Find beatmap sets under `sources` (folders, `.osz` files or single `.osu` files), sorted; skips `exclude`."
     if isinstance(sources, (str, os.PathLike)): sources = [sources]
@@ -80,7 +84,7 @@ def scan_sources(sources, exclude=None) -> list[Unit]:
     if missing and not units: raise DataError(f"no such source: {', '.join(missing)}")
     return sorted(units, key=lambda u: u.key)
 
-# %% ../nbs/06_data.ipynb #75b4b599
+# %% ../nbs/06_data.ipynb #05d4459b
 def _default_features(bm: Beatmap) -> dict:
     from mug_nb.features import compute_features
     return compute_features(bm)
@@ -89,59 +93,83 @@ def _rel(path: Path, root: Path) -> str:
     path = Path(path).resolve()
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
-# %% ../nbs/06_data.ipynb #0a7f9839
+# %% ../nbs/06_data.ipynb #454033d3
+def _load_chart(folder: Path, name: str, key_count: int):
+    "(beatmap, None) for a usable chart file, else (None, the reason to skip it)."
+    if is_rate_edit(name): return None, "rate edit (dropped like the original's filter)"
+    try: bm = read_osu(folder / name)
+    except OsuError as e: return None, str(e)
+    except Exception as e: return None, f"unreadable chart ({type(e).__name__}: {e})"
+    try: k = bm.key_count
+    except OsuError as e: return None, str(e)
+    if k != key_count: return None, f"{k}K chart, expected {key_count}K"
+    if not bm.notes: return None, "chart has no notes"
+    return bm, None
+
+# %% ../nbs/06_data.ipynb #7c1f5cb2
+def _mel_of(audio: Path, cache: MelCache, mels: dict) -> tuple:
+    "(cache key, mel frames, error or None) of an audio file, remembered in `mels`."
+    if audio not in mels:
+        try: key = cache.key(audio); mel = cache(audio, key); mels[audio] = (key, int(mel.shape[1]), None)
+        except AudioError as e: mels[audio] = (None, 0, str(e))
+        except Exception as e: mels[audio] = (None, 0, f"{audio}: unreadable audio ({type(e).__name__}: {e})")
+    return mels[audio]
+
+# %% ../nbs/06_data.ipynb #c9b27f1e
+def _entry(unit: Unit, name: str, out_dir: Path, folder: Path, bm: Beatmap, audio: Path, mkey, n_frames, feats) -> dict:
+    "The index entry of a kept chart."
+    md, k = bm.metadata, bm.key_count
+    set_id = str(md.get("BeatmapSetID", "")).strip()
+    set_key = f"id:{set_id}" if set_id.isdigit() and int(set_id) > 0 else f"dir:{Path(unit.path).name}"
+    return dict(
+        id=hashlib.sha1(f"{unit.key}/{name}".encode()).hexdigest()[:16], set=set_key, unit=unit.key,
+        osu=_rel(folder / name, out_dir), audio=_rel(audio, out_dir), mel_key=mkey, mel_frames=n_frames,
+        chart_hash=chart_hash(bm.notes, k), key_count=k, n_notes=len(bm.notes),
+        n_holds=sum(n.end is not None for n in bm.notes), first_ms=bm.notes[0].time,
+        last_ms=max(n.end if n.end is not None else n.time for n in bm.notes),
+        title=str(md.get("Title", "")), artist=str(md.get("Artist", "")), creator=str(md.get("Creator", "")),
+        version=str(md.get("Version", "")), features=feats)
+
+# %% ../nbs/06_data.ipynb #58c5158c
+def _chart(unit: Unit, folder: Path, name: str, out_dir: Path, key_count: int, feature_fn, cache, mels) -> tuple:
+    "(entry, None) for a usable chart of the unit, else (None, why it was skipped)."
+    bm, reason = _load_chart(folder, name, key_count)
+    if reason: return None, reason
+    audio = find_audio(folder, bm.audio_filename or '')
+    if audio is None: return None, f"audio file {bm.audio_filename!r} not found next to the chart"
+    mkey, n_frames, err = _mel_of(audio, cache, mels)
+    if err: return None, err
+    try: feats = feature_fn(bm) if feature_fn else {}
+    except Exception as e: return None, f"features failed ({type(e).__name__}: {e})"
+    return _entry(unit, name, out_dir, folder, bm, audio, mkey, n_frames, feats), None
+
+# %% ../nbs/06_data.ipynb #4a2ba322
+def _unit_folder(unit: Unit, out_dir: Path, sig: str) -> Path:
+    "The folder holding the unit's charts: its own, or its `.osz` unpacked (safely) under `out_dir/osz/`."
+    if unit.kind != "osz": return Path(unit.path)
+    read_osz(Path(unit.path))   # validates: a zip, safe names, at least one mania chart
+    folder = out_dir / "osz" / f"{Path(unit.path).stem}-{sig[:8]}"
+    extract_osz(unit.path, folder, overwrite=True)
+    return folder
+
+# %% ../nbs/06_data.ipynb #509ba3f4
 def process_unit(unit: Unit, out_dir, key_count: int = 4, feature_fn: Callable | None = _default_features,
                  max_audio_seconds: float | None = None) -> dict:
     "Process one beatmap set: returns `{key, sig, entries, bad}` (bad = list of {path, reason})."
     out_dir = Path(out_dir).resolve(); entries, bad = [], []
     rec = dict(key=unit.key, sig=unit.signature(), entries=entries, bad=bad)
-    folder = Path(unit.path)
-    if unit.kind == "osz":
-        try:
-            read_osz(folder)   # validates: a zip, safe names, at least one mania chart
-            folder = out_dir / "osz" / f"{Path(unit.path).stem}-{rec['sig'][:8]}"
-            extract_osz(unit.path, folder, overwrite=True)
-        except (OsuError, OSError) as e:
-            bad.append(dict(path=unit.path, reason=str(e))); return rec
+    try: folder = _unit_folder(unit, out_dir, rec["sig"])
+    except (OsuError, OSError) as e:
+        bad.append(dict(path=unit.path, reason=str(e))); return rec
     names = unit.files or sorted(x.name for x in folder.iterdir() if x.suffix.lower() == ".osu")
-    src = unit.path if unit.kind == "dir" else unit.path + ":"
     cache, mels = MelCache(out_dir / "mel", max_duration=max_audio_seconds), {}
     for name in names:
-        path, shown = folder / name, (str(folder / name) if unit.kind == "dir" else f"{unit.path}:{name}")
-        def skip(reason): bad.append(dict(path=shown, reason=reason))
-        if is_rate_edit(name): skip("rate edit (dropped like the original's filter)"); continue
-        try: bm = read_osu(path)
-        except OsuError as e: skip(str(e)); continue
-        except Exception as e: skip(f"unreadable chart ({type(e).__name__}: {e})"); continue
-        try: k = bm.key_count
-        except OsuError as e: skip(str(e)); continue
-        if k != key_count: skip(f"{k}K chart, expected {key_count}K"); continue
-        if not bm.notes: skip("chart has no notes"); continue
-        audio = find_audio(folder, bm.audio_filename or '')
-        if audio is None: skip(f"audio file {bm.audio_filename!r} not found next to the chart"); continue
-        if audio not in mels:
-            try:
-                key = cache.key(audio); mel = cache(audio, key); mels[audio] = (key, int(mel.shape[1]), None)
-            except AudioError as e: mels[audio] = (None, 0, str(e))
-            except Exception as e: mels[audio] = (None, 0, f"{audio}: unreadable audio ({type(e).__name__}: {e})")
-        mkey, n_frames, err = mels[audio]
-        if err: skip(err); continue
-        try: feats = feature_fn(bm) if feature_fn else {}
-        except Exception as e: skip(f"features failed ({type(e).__name__}: {e})"); continue
-        md = bm.metadata
-        set_id = str(md.get("BeatmapSetID", "")).strip()
-        set_key = f"id:{set_id}" if set_id.isdigit() and int(set_id) > 0 else f"dir:{Path(unit.path).name}"
-        entries.append(dict(
-            id=hashlib.sha1(f"{unit.key}/{name}".encode()).hexdigest()[:16], set=set_key, unit=unit.key,
-            osu=_rel(path, out_dir), audio=_rel(audio, out_dir), mel_key=mkey, mel_frames=n_frames,
-            chart_hash=chart_hash(bm.notes, k), key_count=k, n_notes=len(bm.notes),
-            n_holds=sum(n.end is not None for n in bm.notes), first_ms=bm.notes[0].time,
-            last_ms=max(n.end if n.end is not None else n.time for n in bm.notes),
-            title=str(md.get("Title", "")), artist=str(md.get("Artist", "")), creator=str(md.get("Creator", "")),
-            version=str(md.get("Version", "")), features=feats))
+        entry, reason = _chart(unit, folder, name, out_dir, key_count, feature_fn, cache, mels)
+        if entry is not None: entries.append(entry)
+        else: bad.append(dict(path=str(folder / name) if unit.kind == "dir" else f"{unit.path}:{name}", reason=reason))
     return rec
 
-# %% ../nbs/06_data.ipynb #f11047e8
+# %% ../nbs/06_data.ipynb #6e31dccc
 def read_journal(path) -> dict:
     "Latest record per unit key from a journal file (torn or invalid lines are ignored)."
     out = {}
@@ -153,47 +181,129 @@ def read_journal(path) -> dict:
             if isinstance(rec, dict) and "key" in rec: out[rec["key"]] = rec
     return out
 
+# %% ../nbs/06_data.ipynb #59f3a0e6
 def append_journal(path, rec: dict) -> None:
     "Append one record as a single line, flushed and fsynced."
     data = (json.dumps(rec, sort_keys=True) + "\n").encode()
     with open(path, "ab") as f:
         f.write(data); f.flush(); os.fsync(f.fileno())
 
+# %% ../nbs/06_data.ipynb #4c8d8399
 def _atomic_write_text(path: Path, text: str):
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(text); os.replace(tmp, path)
 
-# %% ../nbs/06_data.ipynb #223726ee
+# %% ../nbs/06_data.ipynb #0c3c3d97
 def split_by_set(entries: Sequence[dict], val_fraction: float = 0.1, seed: int = 0) -> dict:
     "Map each set key to 'train' or 'val' (whole sets only)."
     sets = sorted({e["set"] for e in entries}, key=lambda s: hashlib.sha1(f"{seed}:{s}".encode()).hexdigest())
     n_val = 0 if len(sets) < 2 else min(len(sets) - 1, max(1, round(val_fraction * len(sets))))
     return {s: ("val" if i < n_val else "train") for i, s in enumerate(sets)}
 
-# %% ../nbs/06_data.ipynb #7c1f5cb2
+# %% ../nbs/06_data.ipynb #633aef4f
 def _state(units, sigs: dict, val_fraction: float, seed: int) -> str | None:
     "One hash of every unit's key and signature and of the split settings (None if a unit could not be listed)."
     if any(sigs[u.key] is None for u in units): return None
     return hashlib.sha1(json.dumps([[u.key, sigs[u.key]] for u in units] + [val_fraction, seed]).encode()).hexdigest()
 
+def _sig(u: Unit) -> str | None:
+    try: return u.signature()
+    except OSError: return None
+
+# %% ../nbs/06_data.ipynb #2562232b
 def _up_to_date(out_dir: Path, state: str | None) -> dict | None:
     "The last report, if it was made from exactly `state` and its index is still there."
     try: prev = json.loads((out_dir / "report.json").read_text())
     except (OSError, ValueError): return None
     return prev if state is not None and prev.get("state") == state and (out_dir / "index.json").exists() else None
 
-# %% ../nbs/06_data.ipynb #c9b27f1e
-def build_dataset(sources, out_dir, key_count: int = 4, workers: int | None = None, val_fraction: float = 0.1,
-                  feature_fn: Callable | None = _default_features, max_audio_seconds: float | None = 400.0,
-                  max_units: int | None = None, progress: bool = True, seed: int = 0) -> dict:
-    "Build (or update) a dataset in `out_dir` from Songs-like folders and `.osz` files; returns the report."
-    t0 = time.perf_counter()
+# %% ../nbs/06_data.ipynb #3e8c84e5
+def _dedupe(entries: list) -> tuple[list, list]:
+    "Kept entries (the first of each chart hash) and the duplicates' report lines."
+    seen, kept, dups = {}, [], []
+    for e in entries:
+        if e["chart_hash"] in seen: dups.append(dict(path=e["osu"], reason=f"exact duplicate of {seen[e['chart_hash']]}"))
+        else: seen[e["chart_hash"]] = e["osu"]; kept.append(e)
+    return kept, dups
+
+# %% ../nbs/06_data.ipynb #2384acb9
+def _store_features(out_dir: Path, entries: list):
+    "Add the features of new charts to `features.sqlite` in one transaction (`put` commits, and syncs, per chart)."
+    from mug_nb.features import FeatureStore, FEATURE_VERSION
+    with FeatureStore(out_dir / "features.sqlite") as store:
+        rows = [(e["chart_hash"], int(e["features"].get("version", FEATURE_VERSION)), json.dumps(e["features"]))
+                for e in entries if e["features"] and e["chart_hash"] not in store]
+        with store.db:  # the rows `FeatureStore.put` writes, committed once
+            store.db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?)", rows)
+
+# %% ../nbs/06_data.ipynb #43423791
+def _finish(out_dir: Path, records: list, val_fraction: float, seed: int) -> dict:
+    "Dedupe, split and write `index.json` + the feature store; returns the report body."
+    entries = sorted((e for r in records for e in r["entries"]), key=lambda e: e["id"])
+    bad = sorted((b for r in records for b in r["bad"]), key=lambda b: b["path"])
+    kept, dups = _dedupe(entries)
+    split = split_by_set(kept, val_fraction, seed)
+    for e in kept: e["split"] = split[e["set"]]
+    _atomic_write_text(out_dir / "index.json", json.dumps(dict(version=1, entries=kept), indent=0, sort_keys=True))
+    _store_features(out_dir, kept)
+    return dict(out_dir=str(out_dir), charts=len(kept), sets=len(split),
+                train=sum(e["split"] == "train" for e in kept), val=sum(e["split"] == "val" for e in kept),
+                bad=bad, duplicates=dups, n_bad=len(bad), n_duplicates=len(dups))
+
+# %% ../nbs/06_data.ipynb #24ab179a
+def _open_out_dir(out_dir, key_count: int, max_audio_seconds) -> Path:
+    "Create `out_dir` (absolute) with its `config.json`, or check that an existing one was built the same way."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True); out_dir = out_dir.resolve()
     config = dict(key_count=key_count, max_audio_seconds=max_audio_seconds, version=1)
     cfg_path = out_dir / "config.json"
     if not cfg_path.exists(): _atomic_write_text(cfg_path, json.dumps(config))
     elif json.loads(cfg_path.read_text()) != config:
         raise DataError(f"{out_dir}: built with {cfg_path.read_text()}, expected {config}; use another folder")
+    return out_dir
+
+# %% ../nbs/06_data.ipynb #1b77d478
+def _failed(u: Unit, e: Exception) -> dict:
+    "The journal record of a unit whose processing raised: no sig, so that the next run tries it again."
+    return dict(key=u.key, sig=None, entries=[], bad=[dict(path=u.path, reason=f"worker failed: {type(e).__name__}: {e}")])
+
+def _serial(todo, work):
+    "(unit, record) for each unit, processed here, one after the other."
+    for u in todo:
+        try: rec = work(u)
+        except Exception as e: rec = _failed(u, e)     # e.g. the set's folder vanished since the scan
+        yield u, rec
+
+# %% ../nbs/06_data.ipynb #9c0ebf6e
+def _bar(total, on):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc="prepare", unit="set", disable=not on or total == 0)
+
+def _run_units(todo, work, journal_path: Path, done: dict, workers: int, progress: bool):
+    "Process `todo` (in worker processes when workers > 1), journalling each record as it arrives."
+    bar = _bar(len(todo), progress)
+    results = _serial(todo, work) if workers <= 1 or len(todo) <= 1 else _parallel(todo, work, workers)
+    for u, rec in results:
+        append_journal(journal_path, rec); done[u.key] = rec; bar.update()
+    bar.close()
+
+# %% ../nbs/06_data.ipynb #4d89a62e
+def _report(out_dir: Path, units, sigs: dict, done: dict, todo, state, val_fraction, seed, t0) -> dict:
+    "Finish the index and write `report.json`; `state` is kept only when every unit is done and unchanged."
+    pending = sum(u.key not in done for u in units)
+    complete = pending == 0 and all(done[u.key].get("sig") == sigs[u.key] for u in units)
+    report = _finish(out_dir, [done[u.key] for u in units if u.key in done], val_fraction, seed)
+    report.update(units=len(units), processed=len(todo), cached=len(units) - len(todo) - pending, pending=pending,
+                  up_to_date=False, state=state if complete else None, seconds=round(time.perf_counter() - t0, 3))
+    _atomic_write_text(out_dir / "report.json", json.dumps(report, indent=1))
+    return report
+
+# %% ../nbs/06_data.ipynb #04634203
+def build_dataset(sources, out_dir, key_count: int = 4, workers: int | None = None, val_fraction: float = 0.1,
+                  feature_fn: Callable | None = _default_features, max_audio_seconds: float | None = 400.0,
+                  max_units: int | None = None, progress: bool = True, seed: int = 0) -> dict:
+    "Build (or update) a dataset in `out_dir` from Songs-like folders and `.osz` files; returns the report."
+    t0 = time.perf_counter()
+    out_dir = _open_out_dir(out_dir, key_count, max_audio_seconds)
     units = scan_sources(sources, exclude=out_dir)     # an output folder inside a source is not a source
     sigs = {u.key: _sig(u) for u in units}
     state = _state(units, sigs, val_fraction, seed)
@@ -206,68 +316,12 @@ def build_dataset(sources, out_dir, key_count: int = 4, workers: int | None = No
     todo = [u for u in units if u.key not in done or done[u.key].get("sig") != sigs[u.key]]
     if max_units is not None: todo = todo[:max_units]
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
-    bar = _bar(len(todo), progress)
-    if workers <= 1 or len(todo) <= 1:
-        for u in todo:
-            try: rec = process_unit(u, out_dir, key_count, feature_fn, max_audio_seconds)
-            except Exception as e: rec = _failed(u, e)     # e.g. the set's folder vanished since the scan
-            append_journal(journal_path, rec); done[u.key] = rec; bar.update()
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            futs = {pool.submit(process_unit, u, out_dir, key_count, feature_fn, max_audio_seconds): u for u in todo}
-            for f in as_completed(futs):
-                u = futs[f]
-                try: rec = f.result()
-                except Exception as e: rec = _failed(u, e)
-                append_journal(journal_path, rec); done[u.key] = rec; bar.update()
-    bar.close()
-    pending = sum(u.key not in done for u in units)
-    complete = pending == 0 and all(done[u.key].get("sig") == sigs[u.key] for u in units)
-    report = _finish(out_dir, [done[u.key] for u in units if u.key in done], val_fraction, seed)
-    report.update(units=len(units), processed=len(todo), cached=len(units) - len(todo) - pending, pending=pending,
-                  up_to_date=False, state=state if complete else None, seconds=round(time.perf_counter() - t0, 3))
-    _atomic_write_text(out_dir / "report.json", json.dumps(report, indent=1))
-    return report
+    work = partial(process_unit, out_dir=out_dir, key_count=key_count, feature_fn=feature_fn,
+                   max_audio_seconds=max_audio_seconds)
+    _run_units(todo, work, journal_path, done, workers, progress)
+    return _report(out_dir, units, sigs, done, todo, state, val_fraction, seed, t0)
 
-def _sig(u: Unit) -> str | None:
-    try: return u.signature()
-    except OSError: return None
-
-def _failed(u: Unit, e: Exception) -> dict:
-    "The journal record of a unit whose processing raised: no sig, so that the next run tries it again."
-    return dict(key=u.key, sig=None, entries=[], bad=[dict(path=u.path, reason=f"worker failed: {type(e).__name__}: {e}")])
-
-def _bar(total, on):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc="prepare", unit="set", disable=not on or total == 0)
-
-# %% ../nbs/06_data.ipynb #58c5158c
-def _finish(out_dir: Path, records: list, val_fraction: float, seed: int) -> dict:
-    "Dedupe, split and write `index.json` + the feature store; returns the report body."
-    entries = sorted((e for r in records for e in r["entries"]), key=lambda e: e["id"])
-    bad = sorted((b for r in records for b in r["bad"]), key=lambda b: b["path"])
-    seen, kept, dups = {}, [], []
-    for e in entries:
-        if e["chart_hash"] in seen: dups.append(dict(path=e["osu"], reason=f"exact duplicate of {seen[e['chart_hash']]}"))
-        else: seen[e["chart_hash"]] = e["osu"]; kept.append(e)
-    split = split_by_set(kept, val_fraction, seed)
-    for e in kept: e["split"] = split[e["set"]]
-    _atomic_write_text(out_dir / "index.json", json.dumps(dict(version=1, entries=kept), indent=0, sort_keys=True))
-    _store_features(out_dir, kept)
-    return dict(out_dir=str(out_dir), charts=len(kept), sets=len(split),
-                train=sum(e["split"] == "train" for e in kept), val=sum(e["split"] == "val" for e in kept),
-                bad=bad, duplicates=dups, n_bad=len(bad), n_duplicates=len(dups))
-
-def _store_features(out_dir: Path, entries: list):
-    "Add the features of new charts to `features.sqlite` in one transaction (`put` commits, and syncs, per chart)."
-    from mug_nb.features import FeatureStore, FEATURE_VERSION
-    with FeatureStore(out_dir / "features.sqlite") as store:
-        rows = [(e["chart_hash"], int(e["features"].get("version", FEATURE_VERSION)), json.dumps(e["features"]))
-                for e in entries if e["features"] and e["chart_hash"] not in store]
-        with store.db:  # the rows `FeatureStore.put` writes, committed once: 3,000 charts in 0.1 s, not 50 s
-            store.db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?)", rows)
-
-# %% ../nbs/06_data.ipynb #805ca4ed
+# %% ../nbs/06_data.ipynb #d7c3863a
 @dataclass
 class Augment:
     "Augmentation probabilities and ranges (defaults: none; `Augment.original()` = the original's training set)."
@@ -289,7 +343,7 @@ class Augment:
         "The original diffusion training config (mirror .5, rate .2 in [0.9, 1.1], pitch .2, prompt dropout .5)."
         return cls(mirror_p=.5, rate_p=.2, rate=(.9, 1.1), pitch_p=.2, freq_mask_p=0., feature_dropout_p=.5)
 
-# %% ../nbs/06_data.ipynb #6e31dccc
+# %% ../nbs/06_data.ipynb #cca21dbd
 def column_map(notes, key_count: int, rng, mirror=False, random=False, interval_p: float = 0.0) -> list[Note]:
     "Remap columns: mirror, a random permutation, and mirror-at-interval (after ≥ 10 empty note frames)."
     cmap = np.arange(key_count)
@@ -303,12 +357,13 @@ def column_map(notes, key_count: int, rng, mirror=False, random=False, interval_
         max_idx = max(max_idx, idx, int(n.end // FRAME_MS) if n.end is not None else 0)
     return out
 
+# %% ../nbs/06_data.ipynb #3d895cc6
 def retime(notes, rate: float = 1.0, shift_ms: float = 0.0) -> list[Note]:
     "Play notes at `rate` (times divided by rate) and delay them by `shift_ms`."
     f = lambda t: int(round(t / rate + shift_ms))
     return [Note(f(n.time), n.column, None if n.end is None else f(n.end)) for n in notes]
 
-# %% ../nbs/06_data.ipynb #83eeb8d2
+# %% ../nbs/06_data.ipynb #677fe77c
 def resize_time(mel: np.ndarray, width: int, cols: range | None = None) -> np.ndarray:
     "Linear resize along axis 1 to `width` columns with cv2.resize's (INTER_LINEAR) sampling; only output columns `cols` if given."
     T = mel.shape[1]; cols = range(width) if cols is None else cols
@@ -318,6 +373,7 @@ def resize_time(mel: np.ndarray, width: int, cols: range | None = None) -> np.nd
     w = (x - x0).astype(np.promote_types(mel.dtype, np.float32))     # float16 (cached) mels interpolate in float32
     return mel[:, x0] * (1 - w) + mel[:, x1] * w
 
+# %% ../nbs/06_data.ipynb #1c9c25f7
 def pitch_shift(mel: np.ndarray, bins: int) -> np.ndarray:
     "Move the spectrogram up (bins > 0) or down by `bins` mel bins, filling with zeros."
     out = np.zeros_like(mel)
@@ -331,6 +387,7 @@ def freq_mask(mel: np.ndarray, rng, num: int = 15) -> np.ndarray:
     f = int(rng.uniform(0, num)); f0 = int(rng.integers(0, mel.shape[0] - f + 1))
     mel = mel.copy(); mel[f0:f0 + f] = 0; return mel
 
+# %% ../nbs/06_data.ipynb #a9e92420
 def fit_length(mel: np.ndarray, frames: int, start: int = 0) -> np.ndarray:
     "Crop from `start` (negative = pad zeros in front) and pad/truncate to exactly `frames` columns."
     out = np.zeros((mel.shape[0], frames), mel.dtype)
@@ -338,7 +395,7 @@ def fit_length(mel: np.ndarray, frames: int, start: int = 0) -> np.ndarray:
     out[:, max(0, -start): max(0, -start) + src.shape[1]] = src
     return out
 
-# %% ../nbs/06_data.ipynb #4c8d8399
+# %% ../nbs/06_data.ipynb #fa05416d
 def window(mel: np.ndarray, rate: float, start: int, frames: int) -> np.ndarray:
     "`fit_length(resize_time(mel, round(T / rate)), frames, start)` computed for the kept columns only (float32)."
     T = mel.shape[1]; W = int(round(T / rate))
@@ -347,7 +404,7 @@ def window(mel: np.ndarray, rate: float, start: int, frames: int) -> np.ndarray:
     if b > a: out[:, a - start:b - start] = resize_time(mel, W, range(a, b))
     return out
 
-# %% ../nbs/06_data.ipynb #f3810784
+# %% ../nbs/06_data.ipynb #7a0a8466
 class ChartDataset(torch.utils.data.Dataset):
     "Samples {note (4K, T), valid_flag (T,), audio (128, 8T), feature (21,), meta} from a built dataset."
     def __init__(self, root, split: str | None = "train", augment: Augment | None = None,
@@ -369,26 +426,26 @@ class ChartDataset(torch.utils.data.Dataset):
         self._count += 1
         return np.random.default_rng(None if self.seed is None else [self.seed, i, self._count])
 
-    def __getitem__(self, i: int) -> dict:
-        e = self.entries[i]; rng = self._rng(i); a = self.augment
-        bm = read_osu(self._path(e["osu"]))
-        p = self.draw(rng, e)
-        notes = column_map(bm.notes, e["key_count"], rng, p["mirror"], p["random"], a.mirror_at_interval_p)
-        offset_ms = p["shift_frames"] * MEL_FRAME_MS - p["start_frame"] * FRAME_MS
-        note, valid = self.encode(notes, e["key_count"], p["rate"], offset_ms)
-        item = dict(note=torch.from_numpy(note), valid_flag=torch.from_numpy(valid),
-                    meta=dict(id=e["id"], set=e["set"], osu=e["osu"], rate=p["rate"], mirror=p["mirror"],
-                              random=p["random"], shift_ms=p["shift_frames"] * MEL_FRAME_MS, pitch=p["pitch"],
-                              start_ms=p["start_frame"] * FRAME_MS))
-        if self.with_audio: item["audio"] = torch.from_numpy(self.audio(e, p, valid, rng))
-        if self.with_prompt: item["feature"] = torch.from_numpy(self.prompt(e, bm, p, rng))
-        return item
-
     def _path(self, p): return self.root / p if not os.path.isabs(p) else Path(p)
 
-# %% ../nbs/06_data.ipynb #8386c72a
-from fastcore.basics import patch
+# %% ../nbs/06_data.ipynb #f0abb019
+@patch
+def __getitem__(self: ChartDataset, i: int) -> dict:
+    e = self.entries[i]; rng = self._rng(i); a = self.augment
+    bm = read_osu(self._path(e["osu"]))
+    p = self.draw(rng, e)
+    notes = column_map(bm.notes, e["key_count"], rng, p["mirror"], p["random"], a.mirror_at_interval_p)
+    offset_ms = p["shift_frames"] * MEL_FRAME_MS - p["start_frame"] * FRAME_MS
+    note, valid = self.encode(notes, e["key_count"], p["rate"], offset_ms)
+    item = dict(note=torch.from_numpy(note), valid_flag=torch.from_numpy(valid),
+                meta=dict(id=e["id"], set=e["set"], osu=e["osu"], rate=p["rate"], mirror=p["mirror"],
+                          random=p["random"], shift_ms=p["shift_frames"] * MEL_FRAME_MS, pitch=p["pitch"],
+                          start_ms=p["start_frame"] * FRAME_MS))
+    if self.with_audio: item["audio"] = torch.from_numpy(self.audio(e, p, valid, rng))
+    if self.with_prompt: item["feature"] = torch.from_numpy(self.prompt(e, bm, p, rng))
+    return item
 
+# %% ../nbs/06_data.ipynb #ee82b1eb
 @patch
 def draw(self: ChartDataset, rng, e) -> dict:
     "Draw this item's augmentation parameters."
@@ -403,6 +460,7 @@ def draw(self: ChartDataset, rng, e) -> dict:
     return dict(rate=rate, shift_frames=shift, pitch=pitch, start_frame=start, mirror=bool(rng.random() < a.mirror_p),
                 random=bool(rng.random() < a.random_p), freq=bool(rng.random() < a.freq_mask_p))
 
+# %% ../nbs/06_data.ipynb #634a8347
 @patch
 def encode(self: ChartDataset, notes, key_count, rate=1.0, offset_ms=0.0):
     "Note array (4K, T) and valid flag (T,) (float32) of the notes at `rate`, moved by `offset_ms`, inside the window."
@@ -410,7 +468,7 @@ def encode(self: ChartDataset, notes, key_count, rate=1.0, offset_ms=0.0):
     note, valid = notes_to_array(notes, key_count, self.note_frames, rate=rate, offset_ms=offset_ms)
     return np.asarray(note, np.float32), np.asarray(valid, np.float32)
 
-# %% ../nbs/06_data.ipynb #633aef4f
+# %% ../nbs/06_data.ipynb #2fb16867
 @patch
 def audio(self: ChartDataset, e, p, valid, rng) -> np.ndarray:
     "The mel window that matches the notes: rate, shift, crop, pad, tail mask, frequency mask, pitch."
@@ -423,6 +481,7 @@ def audio(self: ChartDataset, e, p, valid, rng) -> np.ndarray:
     if p["pitch"]: mel = pitch_shift(mel, p["pitch"])
     return np.ascontiguousarray(mel, np.float32)
 
+# %% ../nbs/06_data.ipynb #26966f46
 @patch
 def prompt(self: ChartDataset, e, bm, p, rng) -> np.ndarray:
     "21 prompt ids: stored features (recomputed at the augmented rate), each key dropped with p."
@@ -435,7 +494,7 @@ def prompt(self: ChartDataset, e, bm, p, rng) -> np.ndarray:
     keep = {k: v for k, v in feats.items() if k in vocab.names and rng.random() >= self.augment.feature_dropout_p}
     return np.asarray(prompt_to_ids(keep, vocab, clip=True), np.int64)
 
-# %% ../nbs/06_data.ipynb #2384acb9
+# %% ../nbs/06_data.ipynb #103c3726
 def onset_strength(mel) -> np.ndarray:
     "Median over bins of the positive change of each mel frame (a simple, noise-robust onset detector)."
     mel = np.asarray(mel, np.float32)
@@ -451,3 +510,14 @@ def alignment_lag(note, audio, max_lag: int = 64) -> int:
     flux = onset_strength(audio); flux = flux - flux.mean()
     scores = [np.dot(np.roll(heads, l), flux) for l in range(-max_lag, max_lag + 1)]
     return int(np.argmax(scores)) - max_lag
+
+# %% ../nbs/06_data.ipynb #318a1b1e
+def _parallel(todo, work, workers: int):
+    "(unit, record) for each unit, processed by a pool of `workers` processes, in the order they finish."
+    with ProcessPoolExecutor(workers) as pool:
+        futs = {pool.submit(work, u): u for u in todo}
+        for f in as_completed(futs):
+            u = futs[f]
+            try: rec = f.result()
+            except Exception as e: rec = _failed(u, e)
+            yield u, rec
