@@ -3,7 +3,8 @@ localhost port, visit every page, and check what a reader would see: each page l
 decodes, no link inside the site is broken, every chapter shows at least one figure. Requests that leave the site
 are refused (the test runs offline) and must be MathJax only. Skips without chromium, mkdocs or mkdocs-jupyter.
 
-Set MUG_NB_SCREENS=DIR to keep two screenshots there (a chapter with a figure, the learning path)."""
+Set MUG_NB_SCREENS=DIR to keep two screenshots there (a chapter with a figure, the learning path), and
+MUG_NB_SITE=DIR to check a site built already instead of building one."""
 import functools
 import os
 import re
@@ -45,10 +46,13 @@ def site(tmp_path_factory):
         import build_site
     finally:
         sys.path.remove(str(ROOT / "tools"))
-    out = tmp_path_factory.mktemp("site") / "_site"
-    t0 = time.time()
-    build_site.build(out, quiet=True)
-    print(f"site built in {time.time() - t0:.0f} s")
+    if os.environ.get("MUG_NB_SITE"):                 # a site built already (python tools/build_site.py --out DIR)
+        out = Path(os.environ["MUG_NB_SITE"]).resolve()
+    else:
+        out = tmp_path_factory.mktemp("site") / "_site"
+        t0 = time.time()
+        build_site.build(out, quiet=True)
+        print(f"site built in {time.time() - t0:.0f} s")
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(out)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -78,6 +82,8 @@ def test_every_page_loads_with_images_and_working_links(site):
     t0 = time.time()
     external, links, problems = [], {}, []
     screens = Path(os.environ.get("MUG_NB_SCREENS") or out.parent / "screens")
+    for old in ("learning_path.png", "chapter.png"):
+        (screens / old).unlink(missing_ok=True)
     screens.mkdir(parents=True, exist_ok=True)
 
     def route(r):

@@ -1,7 +1,7 @@
 """Build the course website from the executed notebooks: `python tools/build_site.py` writes `_site/`.
 
 mkdocs + mkdocs-jupyter render the notebooks as they are committed (outputs saved; nothing is executed).
-The pages are staged in a temporary folder that mirrors the repository (README.md as the home page, nbs/,
+The pages are staged in a temporary folder that mirrors the repository (README.md as the home page, index.html, nbs/,
 docs/, solutions/, MODEL_CARD.md, and every other repository file a page links to), so every relative link that
 works on GitHub works on the site too. Navigation follows the course order. The site needs no network to be
 viewed, except MathJax (from its CDN) to typeset the few formulas; without it they show as TeX source.
@@ -42,7 +42,7 @@ def title_of(path: Path) -> str:
     for text in texts:
         for line in text.splitlines():
             if line.startswith("# "):
-                return line[2:].strip().strip("`")
+                return line[2:].strip().replace("`", "")
     return path.stem.replace("_", " ")
 
 
@@ -83,8 +83,8 @@ def _clean_notebook(src: Path, dst: Path):
 def stage(src: Path) -> tuple[dict, list[str]]:
     "Mirror the site's pages into `src`; return the nav and the notes on what was missing."
     notes = []
-    _copy(ROOT / "README.md", src / "index.md")
-    pages = [src / "index.md"]
+    _copy(ROOT / "README.md", src / "README.md")           # mkdocs serves it as index.html; links to it work
+    pages = [src / "README.md"]
     ch, app = chapters(ROOT / "nbs")
     for nb in ch + app:
         _clean_notebook(nb, src / "nbs" / nb.name)
@@ -120,7 +120,7 @@ def stage(src: Path) -> tuple[dict, list[str]]:
                 _copy(orig, src / rel)
             elif not orig.exists():
                 notes.append(f"{page.relative_to(src)} links to a missing file: {target}")
-    nav = [{"Home": "index.md"}]
+    nav = [{"Home": "README.md"}]
     if (src / "docs" / "learning_path.md").exists():
         nav.append({"Learning path": "docs/learning_path.md"})
     nav.append({"Chapters": [{title_of(p): f"nbs/{p.name}"} for p in ch]})
@@ -151,7 +151,8 @@ def config(src: Path, out: Path, nav: list) -> dict:
                                 "pymdownx.superfences"],
         "plugins": ["search", {"mkdocs-jupyter": {
             "execute": False, "include": ["*.ipynb", "solutions/*.py"], "include_source": False,
-            "ignore_h1_titles": False, "include_requirejs": False, "cache": False, "allow_errors": True,
+            "ignore_h1_titles": True,  # titles from the nav (mkdocs-jupyter's drop code spans)
+            "include_requirejs": False, "cache": False, "allow_errors": True,
             "custom_mathjax_url": MATHJAX}}],
         "validation": {"nav": {"omitted_files": "ignore"}, "links": {"not_found": "warn", "anchors": "ignore"}},
     }
