@@ -87,8 +87,14 @@ def stage(src: Path) -> tuple[dict, list[str]]:
     pages = [src / "README.md"]
     ch, app = chapters(ROOT / "nbs")
     for nb in ch + app:
-        _clean_notebook(nb, src / "nbs" / nb.name)
+        try:
+            _clean_notebook(nb, src / "nbs" / nb.name)
+        except (ValueError, OSError) as e:            # a notebook being written right now, or broken JSON
+            notes.append(f"{nb.name} left out: not a readable notebook ({e})")
+            continue
         pages.append(src / "nbs" / nb.name)
+    ch = [p for p in ch if (src / "nbs" / p.name).exists()]
+    app = [p for p in app if (src / "nbs" / p.name).exists()]
     if (ROOT / "nbs" / "images").is_dir():
         shutil.copytree(ROOT / "nbs" / "images", src / "nbs" / "images", dirs_exist_ok=True)
     docs = sorted((ROOT / "docs").glob("*.md")) if (ROOT / "docs").is_dir() else []
