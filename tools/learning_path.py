@@ -136,13 +136,13 @@ def _minutes(chs) -> str:
     return text + (f" (+{missing} chapter{'s' * (missing > 1)} without a stated time)" if missing else "")
 
 
-def _path(names: list[str], by: dict) -> str:
+def _path(names: list[str], by: dict, outside_prereqs: bool = True) -> str:
     chs = [by[n] for n in names if n in by]
     steps = " → ".join(f"[{c.name[:2]}](../nbs/{c.name}.ipynb)" for c in chs)
     inside = set(names)
     outside = sorted({p for c in chs for p in c.prereqs if p not in inside})
     line = f"{steps} — {_minutes(chs)}"
-    if outside:
+    if outside and outside_prereqs:
         line += ". Their prerequisites outside the path (skim as needed): " + ", ".join(
             f"[{p}](../nbs/{p}.ipynb)" for p in outside)
     missing = [n for n in names if n not in by]
@@ -162,7 +162,9 @@ def learning_path_md(chs: list[Chapter]) -> str:
          "long it takes; this page collects them. Each ends with exercises that check themselves "
          "(`check(\"N.k\", answer)`); worked solutions are in `solutions/`.", "",
          "## Three paths", "",
-         "* **Mapper** — generate charts for your own songs, steer them, and use the command line: " + _path(MAPPER, by),
+         "* **Mapper** — generate charts for your own songs, steer them, and use the command line: "
+         + _path(MAPPER, by, outside_prereqs=False) + ". These chapters name earlier ones as prerequisites for how "
+         "generation works inside; to use it you need only the primer, then the [mapper's guide](mappers_guide.md).",
          "* **Learner** — the whole model, from the file format to the sampler, in order: every chapter below, "
          f"{_minutes(course)}.",
          "* **Researcher** — data, model, training, control and evaluation, then real charts: " + _path(RESEARCHER, by)
