@@ -89,13 +89,18 @@ def _row_columns(style: str, size: int, score, free: list[int], prev: list[int])
         return (keep + [c for c in free if c not in keep])[:size]
     return ([c for c in free if c not in prev] + [c for c in free if c in prev])[:size]
 
-def _restyle(row, style: str, i: int, head_scores, prev, last, K: int, jack_ms: float) -> list[Note]:
-    "Row `i` rewritten into `style` at the same time (empty when no column is free)."
+def _row_scores(rows, head_scores, K: int) -> tuple[list, list]:
+    "Per row: the head score of each column at the row's frame, and the columns best first."
+    if head_scores is None: return [[-float(c) for c in range(K)]] * len(rows), [list(range(K))] * len(rows)
+    f = np.minimum((np.array([r[0].time for r in rows], float) / C.FRAME_MS).astype(int), head_scores.shape[1] - 1)
+    s = np.asarray(head_scores, float)[:, f].T                                      # (rows, K)
+    return s.tolist(), np.argsort(-s, axis=1, kind="stable").tolist()
+
+def _restyle(row, style: str, i: int, score, order, prev, last, K: int, jack_ms: float) -> list[Note]:
+    "Row `i` rewritten into `style` at the same time (empty when no column is free); `order`: columns best first."
     t = row[0].time
-    f = min(int(t / C.FRAME_MS), head_scores.shape[1] - 1) if head_scores is not None else 0
-    score = np.asarray(head_scores[:, f], float) if head_scores is not None else -np.arange(K, dtype=float)
     size = _row_size(style, i, len(row), K)
-    free = [int(c) for c in np.argsort(-score, kind="stable") if t - last[c] >= jack_ms]   # best first
+    free = [c for c in order if t - last[c] >= jack_ms]                             # best first
     cols = _row_columns(style, size, score, free, prev)
     ends = [n.end for n in row] + [None] * size
     return [Note(t, c, ends[k]) for k, c in enumerate(cols)]
@@ -106,10 +111,11 @@ def emphasise(notes, style: str, strength: float, head_scores=None, key_count: i
     if style not in EMPHASES: raise ControlError(f"style must be one of {list(EMPHASES)}, got {style!r}")
     if style == "stamina":                          # endurance: an even pace of rows without jacks
         return emphasise(even_out(notes, strength), "technical", strength, head_scores, key_count, jack_ms)
-    K, out, prev = key_count, [], []
-    last = np.full(K, -math.inf)                   # when each column is free again (a hold's end, or its last head)
-    for i, row in enumerate(_rows(notes)):
-        if (i * _GOLDEN) % 1.0 < strength: row = _restyle(row, style, i, head_scores, prev, last, K, jack_ms)
+    K, out, prev, rows = key_count, [], [], _rows(notes)
+    last = [-math.inf] * K                         # when each column is free again (a hold's end, or its last head)
+    scores, orders = _row_scores(rows, head_scores, K)
+    for i, row in enumerate(rows):
+        if (i * _GOLDEN) % 1.0 < strength: row = _restyle(row, style, i, scores[i], orders[i], prev, last, K, jack_ms)
         out += row
         if row: prev = [n.column for n in row]
         for n in row: last[n.column] = n.end if n.end is not None else n.time

@@ -17,8 +17,8 @@ from . import chart as C
 
 # %% auto #0
 __all__ = ['EPS_MS', 'SNAP_DIVISORS', 'PostprocessError', 'grid_hits', 'refine_timing', 'estimate_timing', 'snap_time',
-           'snap_notes', 'make_timing_point', 'minijack_count', 'remove_minijacks', 'align_chords', 'fix_overlaps',
-           'beat_times', 'timing_points_from_beats', 'postprocess']
+           'snap_times', 'snap_notes', 'make_timing_point', 'minijack_count', 'remove_minijacks', 'align_chords',
+           'fix_overlaps', 'beat_times', 'timing_points_from_beats', 'postprocess']
 
 # %% ../nbs/16_postprocess.ipynb #4be18493
 class PostprocessError(ValueError):
@@ -72,15 +72,28 @@ def snap_time(t: float, bpm: float, offset: float, divisors=SNAP_DIVISORS) -> in
         if abs(m - round(m)) < EPS_MS / g: return int(round(m) * g + offset)
     return int(t)
 
+def snap_times(times, timing_points, divisors=SNAP_DIVISORS) -> np.ndarray:
+    "`snap_time` of many times at once, each on the grid of the (uninherited) timing point in force at it."
+    x = np.asarray(times, float)
+    tps = sorted((tp for tp in timing_points if tp.uninherited), key=lambda tp: tp.time)
+    starts = np.array([tp.time for tp in tps], float)
+    k = np.maximum(np.searchsorted(starts, x, side="right") - 1, 0)
+    bpm, off = (60000.0 / np.array([tp.beat_length for tp in tps], float))[k], starts[k]
+    out, done = np.trunc(x), np.zeros(len(x), bool)
+    for div in divisors:                          # the first division with a grid line within EPS_MS wins
+        g = 60000.0 / (bpm * div)
+        m = (x - off) / g
+        hit = ~done & (np.abs(m - np.round(m)) < EPS_MS / g)
+        out[hit] = np.trunc(np.round(m[hit]) * g[hit] + off[hit]); done |= hit
+    return out.astype(np.int64)
+
 def snap_notes(notes, timing_points, max_div: int = 32) -> list:
     "Snap note heads and tails to the 1/1 … 1/`max_div` grid of the timing point in force at each note."
+    if not notes: return []
     divs = [d for d in SNAP_DIVISORS if d <= max_div]
-    tps = sorted((tp for tp in timing_points if tp.uninherited), key=lambda tp: tp.time)
-    starts = [tp.time for tp in tps]
-    def snap(x):
-        tp = tps[max(bisect.bisect_right(starts, x) - 1, 0)]
-        return snap_time(x, 60000.0 / tp.beat_length, tp.time, divs)
-    return [Note(snap(n.time), n.column, None if n.end is None else max(snap(n.end), snap(n.time) + 1)) for n in notes]
+    heads = snap_times([n.time for n in notes], timing_points, divs).tolist()
+    ends = snap_times([n.time if n.end is None else n.end for n in notes], timing_points, divs).tolist()
+    return [Note(h, n.column, None if n.end is None else max(e, h + 1)) for n, h, e in zip(notes, heads, ends)]
 
 # %% ../nbs/16_postprocess.ipynb #95345a16
 def make_timing_point(offset: float, bpm: float) -> TimingPoint:
@@ -106,7 +119,7 @@ class _Jacks:
     "The working state of `remove_minijacks`: notes in time order, their columns, long-note flags, survivors."
     def __init__(self, notes, jack_interval: float, key_count: int):
         self.notes = sorted(notes, key=lambda n: n.time)
-        self.t = np.array([n.time for n in self.notes], float)
+        self.t = [float(n.time) for n in self.notes]      # a list: `bisect` on it is fast, unlike on an array
         self.col, self.ln = [n.column for n in self.notes], [n.end is not None for n in self.notes]
         self.alive, self.iv, self.K = [True] * len(self.notes), jack_interval, key_count
         self.lns = {k: [j for j in range(len(self.notes)) if self.ln[j] and self.col[j] == k] for k in set(self.col)}
