@@ -219,3 +219,16 @@ def test_postprocess_leaves_no_overlaps_in_a_column():
         col = sorted((n for n in out if n.column == c), key=lambda n: n.time)
         for a, b in zip(col, col[1:]):
             assert b.time > (a.end if a.end is not None else a.time), (a, b)
+
+
+def test_snap_times_is_snap_time_for_every_time():
+    from mug_nb.postprocess import SNAP_DIVISORS, make_timing_point, snap_time, snap_times
+    rng = np.random.default_rng(5)
+    tps = [make_timing_point(120.0, 174.0), make_timing_point(20000.0, 150.5)]
+    x = np.concatenate([rng.uniform(-300, 40000, 2000), [120.0, 20000.0, 20000.0 + 60000 / 150.5 / 3]])
+    got = snap_times(x, tps)
+    want = [snap_time(t, 174.0, 120.0) if t < 20000 else snap_time(t, 150.5, 20000.0) for t in x]
+    assert got.tolist() == want
+    assert (got != np.trunc(x)).sum() > 100                       # most times moved onto a grid line
+    assert snap_times(x, tps, divisors=(1,)).tolist() == [snap_time(t, 174.0, 120.0, (1,)) if t < 20000 else
+                                                         snap_time(t, 150.5, 20000.0, (1,)) for t in x]
