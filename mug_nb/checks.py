@@ -694,6 +694,50 @@ def _(answer):
         assert got == want, (f"audio_only_channels{args} should be {want}, got {got}: groups hold channels // groups "
                              f"channels each; count only the groups that lie wholly inside a0..a1")
 
+# %% ../nbs/99_checks.ipynb #27669274
+@exercise("14.1")
+def _(answer):
+    "linear warm-up in front of lr_at's schedule"
+    from mug_nb.train import StageConfig, lr_at
+    for sc, total, warmup in ((StageConfig(lr=1e-3), 100, 10), (StageConfig(lr=2e-3, decay_from=50), 200, 20),
+                              (StageConfig(lr=5e-4, decay_from=0), 40, 1)):
+        for step in (0, 1, warmup // 2, warmup - 1, warmup, warmup + 7, total - 1, total):
+            want = lr_at(sc, step, total) * min(1.0, (step + 1) / warmup)
+            got = answer(sc, step, total, warmup)
+            assert abs(got - want) < 1e-12, (f"warmup_lr(lr={sc.lr}, decay_from={sc.decay_from}, step={step}, "
+                                             f"total={total}, warmup={warmup}) should be {want:.3g}, got {got}: "
+                                             f"lr_at(...) × (step + 1) / warmup while step + 1 < warmup")
+
+# %% ../nbs/99_checks.ipynb #778c647f
+@exercise("14.2")
+def _(answer):
+    "an exponential moving average of the weights, in place"
+    import torch
+    torch.manual_seed(0)
+    model, ema = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    want = [0.9 * e.detach() + 0.1 * p.detach() for e, p in zip(ema.parameters(), model.parameters())]
+    before = [p.detach().clone() for p in model.parameters()]
+    out = answer(ema, model, 0.9)
+    assert out is None or out is ema, "ema_update changes `ema` in place (return nothing, or `ema`)"
+    for w, e, b, p in zip(want, ema.parameters(), before, model.parameters()):
+        assert torch.allclose(e, w, atol=1e-7), "each EMA weight becomes decay × itself + (1 − decay) × the model's"
+        assert torch.equal(b, p), "leave the model's own weights alone"
+    assert all(not p.requires_grad or p.grad is None for p in ema.parameters()), "update under torch.no_grad()"
+
+# %% ../nbs/99_checks.ipynb #2de6698f
+@exercise("14.3")
+def _(answer):
+    "valid_flag (B, T) at the latent rate (B, T / 8)"
+    import torch
+    g = torch.Generator().manual_seed(1)
+    for B, T in ((2, 64), (3, 128), (1, 8)):
+        flag = torch.ones(B, T)
+        for b in range(B): flag[b, int(torch.randint(1, T + 1, (1,), generator=g)):] = 0    # a padded tail
+        want = flag.reshape(B, T // 8, 8).amax(-1) > 0
+        got = torch.as_tensor(answer(flag))
+        assert tuple(got.shape) == (B, T // 8), f"shape {tuple(got.shape)}: one value per 8 note frames, ({B}, {T // 8})"
+        assert torch.equal(got.bool(), want), "a latent frame is valid when any of its 8 note frames is valid"
+
 # %% ../nbs/99_checks.ipynb #20d779e7
 @exercise("15.1")
 def _(answer):

@@ -238,3 +238,21 @@ def test_bundled_refiner_stage_trains_only_the_refiner(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "run" / "history.json").read_text())["refiner"]["step"] == 3
     with pytest.raises(SystemExit, match="refiner run"):
         main(["--out", str(tmp_path / "run"), "--stages", "refiner", "--finalize"])
+
+
+def test_callback_sees_every_step_and_changes_nothing(data, straight, tmp_path):
+    "`callback(stage, state, model)` after each optimizer step of each stage; `every` filters by stage and step."
+    from mug_nb.train import every
+    ref, hist = straight
+    seen, picked = [], []
+    def cb(stage, state, model):
+        seen.append((stage, state["step"], type(model).__name__))
+        picked_cb(stage, state, model)
+    picked_cb = every(2, lambda state, model: picked.append(state["step"]), stage="diffusion")
+    model, hist2 = train_model(*data, tiny_config(), tmp_path, progress=False, callback=cb)
+    assert [(s, n) for s, n, _ in seen] == [("vae", i) for i in range(1, 5)] + [("diffusion", i) for i in range(1, 5)]
+    assert seen[0][2] != seen[-1][2]          # the VAE alone in stage 1, the whole model in stage 2
+    assert picked == [2, 4]
+    got = weights(model)
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    assert hist2["diffusion"]["train_loss"] == hist["diffusion"]["train_loss"]
