@@ -165,20 +165,26 @@ def config(src: Path, out: Path, nav: list) -> dict:
 
 
 def fix_notebook_links(out: Path) -> int:
-    "Links between notebooks (`02_chart.ipynb`) point at their pages (`02_chart.html`) when the page exists."
+    """Links in notebook pages (which mkdocs does not rewrite) to another notebook or a markdown page
+    (`02_chart.ipynb`, `../MODEL_CARD.md`, `../README.md`) point at its page (`02_chart.html`, `../index.html`)."""
     n = 0
+
+    def page_for(html: Path, target: str) -> str | None:
+        stem = target.rsplit(".", 1)[0]
+        cand = stem[: -len("README")] + "index" if stem.split("/")[-1] == "README" else stem
+        return cand + ".html" if (html.parent / (cand + ".html")).exists() else None
+
     for html in out.rglob("*.html"):
         text = html.read_text(encoding="utf-8")
 
         def repl(m):
             nonlocal n
-            target, anchor = m.group(2), m.group(3) or ""
-            page = (html.parent / (target[:-6] + ".html"))
-            if page.exists():
-                n += 1
-                return f'{m.group(1)}{target[:-6]}.html{anchor}"'
-            return m.group(0)
-        new = re.sub(r'(href=")((?![a-z]+:)[^"#?]+\.ipynb)(#[^"]*)?"', repl, text)
+            new = page_for(html, m.group(2))
+            if new is None:
+                return m.group(0)
+            n += 1
+            return f'{m.group(1)}{new}{m.group(3) or ""}"'
+        new = re.sub(r'(href=")((?![a-z]+:)[^"#?]+\.(?:ipynb|md))(#[^"]*)?"', repl, text)
         if new != text:
             html.write_text(new, encoding="utf-8")
     return n
