@@ -42,7 +42,7 @@ def title_of(path: Path) -> str:
     for text in texts:
         for line in text.splitlines():
             if line.startswith("# "):
-                return line[2:].strip().replace("`", "")
+                return re.sub(r"(?<!\w)[*_]+|[*_]+(?!\w)", "", line[2:].strip().replace("`", ""))
     return path.stem.replace("_", " ")
 
 
@@ -159,6 +159,7 @@ def config(src: Path, out: Path, nav: list) -> dict:
             "execute": False, "include": ["*.ipynb", "solutions/*.py"], "include_source": False,
             "ignore_h1_titles": True,  # titles from the nav (mkdocs-jupyter's drop code spans)
             "include_requirejs": False, "cache": False, "allow_errors": True,
+            "no_prompt": True,         # the notebooks are saved without execution counts: 'In [ ]:' says nothing
             "custom_mathjax_url": MATHJAX}}],
         "validation": {"nav": {"omitted_files": "ignore"}, "links": {"not_found": "warn", "anchors": "ignore"}},
     }
@@ -206,18 +207,26 @@ def toc_ids(nb: Path) -> list[str]:
 
 def fix_toc_anchors(html: Path, toc: list[str]) -> int:
     """mkdocs-jupyter slugs the table of contents with markdown's rules and the headings with nbconvert's, which
-    differ for headings with code or punctuation (`## `read_osu``: `#_1` against `id="read_osu"`). The two lists
-    come from the same headings in the same order, so the n-th entry points at the n-th heading."""
+    differ for headings with code or punctuation (`## `read_osu``: `#_1` against `id="read_osu"`), and its entries
+    lose their code spans ("The forward process:" for "The forward process: `q_sample`"). The two lists come from
+    the same headings in the same order, so the n-th entry is pointed at the n-th heading and given its text."""
     text = html.read_text(encoding="utf-8")
     body = text[text.find('class="md-content"'):]
-    heads = re.findall(r'<h[1-6][^>]*\sid="([^"]+)"', body)
+    heads = re.findall(r'<h[1-6][^>]*\sid="([^"]+)"[^>]*>(.*?)</h[1-6]>', body, re.S)
     if len(heads) != len(toc):
         return 0
-    remap = {t: h for t, h in zip(toc, heads) if t != h}
-    if not remap:
-        return 0
+    remap = {t: h for t, (h, _) in zip(toc, heads) if t != h}
+    label = {h: re.sub(r"<[^>]+>", "", re.sub(r'<a class="anchor-link".*?</a>', "", inner)).strip()
+             for h, inner in heads}
     new = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{remap.get(m.group(1), m.group(1))}"', text)
-    html.write_text(new, encoding="utf-8")
+
+    def relabel(m):
+        t = label.get(m.group(2))
+        return f"{m.group(1)}{t}{m.group(3)}" if t else m.group(0)
+    new = re.sub(r'(<a href="#([^"]+)" class="md-nav__link">\s*<span class="md-ellipsis">)(?:(?!</span>).)*?(\s*</span>)',
+                 relabel, new, flags=re.S)
+    if new != text:
+        html.write_text(new, encoding="utf-8")
     return len(remap)
 
 
