@@ -79,6 +79,15 @@ def test_every_page_loads_with_images_and_working_links(site):
     chapters = [p for p in pages if CHAPTER_PAGE.match(p)]
     assert "index.html" in pages and "docs/learning_path.html" in pages, pages
     assert chapters, "no chapter pages were built"
+    # the navigation is in course order: home, learning path, chapters, appendix, solutions, guides, model card
+    nav = re.findall(r'class="md-nav__link[^"]*"[^>]*href="([^"#]+)"|href="([^"#]+)"[^>]*class="md-nav__link',
+                     (out / "index.html").read_text(encoding="utf-8"))
+    nav = list(dict.fromkeys(a or b for a, b in nav))
+    order = ["index.html", "docs/learning_path.html"] + chapters + \
+        [p for p in pages if re.match(r"^nbs/9\d_", p)] + [p for p in pages if p.startswith("solutions/")] + \
+        ["docs/teachers_guide.html", "docs/mappers_guide.html", "MODEL_CARD.html"]
+    listed = [p for p in nav if p in order]
+    assert listed == [p for p in order if p in listed] and set(order) <= set(listed), (listed, order)
     t0 = time.time()
     external, links, problems = [], {}, []
     screens = Path(os.environ.get("MUG_NB_SCREENS") or out.parent / "screens")
