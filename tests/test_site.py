@@ -72,7 +72,7 @@ ALL_LOADED = """() => { for (const i of document.images) { i.loading = 'eager'; 
                        return [...document.images].every(i => i.complete); }"""
 
 
-def test_every_page_loads_with_images_and_working_links(site):
+def test_every_page_loads_with_images_and_working_links(site, tmp_path):
     from playwright.sync_api import sync_playwright
     base, out = site
     pages = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.html") if p.name != "404.html")
@@ -90,7 +90,7 @@ def test_every_page_loads_with_images_and_working_links(site):
     assert listed == [p for p in order if p in listed] and set(order) <= set(listed), (listed, order)
     t0 = time.time()
     external, links, problems = [], {}, []
-    screens = Path(os.environ.get("MUG_NB_SCREENS") or out.parent / "screens")
+    screens = Path(os.environ.get("MUG_NB_SCREENS") or tmp_path)
     for old in ("learning_path.png", "chapter.png"):
         (screens / old).unlink(missing_ok=True)
     screens.mkdir(parents=True, exist_ok=True)
