@@ -128,8 +128,7 @@ def test_every_page_loads_with_images_and_working_links(site, tmp_path):
                 if rel == "docs/learning_path.html":
                     page.screenshot(path=str(screens / "learning_path.png"))
                 if rel in chapters and not (screens / "chapter.png").exists() and any(i["w"] > 200 for i in imgs):
-                    page.locator(".jp-RenderedImage img").first.scroll_into_view_if_needed()
-                    page.mouse.wheel(0, -250)
+                    page.locator(".jp-RenderedImage img").first.evaluate("e => e.scrollIntoView({block: 'center'})")
                     page.wait_for_timeout(300)
                     page.screenshot(path=str(screens / "chapter.png"))
         finally:
