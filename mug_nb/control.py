@@ -15,8 +15,9 @@ from . import chart as C
 from .features import PATTERNS, SKILLSETS, ln_ratio, skillsets, star_rating
 
 # %% auto #0
-__all__ = ['HEAD_WEIGHT', 'EMPHASES', 'TOLERANCE', 'TYPE_RANGES', 'KNOB_RANGE', 'STYLE_MISS', 'ControlError', 'Draft', 'Knobs',
-           'render', 'head_scores', 'emphasise', 'even_out', 'measure', 'top_patterns', 'Goal', 'goals', 'tune',
+__all__ = ['HEAD_WEIGHT', 'ACCENT', 'CHANGE_HOP', 'EMPHASES', 'TOLERANCE', 'TYPE_RANGES', 'KNOB_RANGE', 'STYLE_MISS',
+           'ControlError', 'Draft', 'Knobs', 'render', 'head_scores', 'row_shift', 'harmonic_change', 'row_times',
+           'grid_weight', 'accents', 'emphasise', 'even_out', 'measure', 'top_patterns', 'Goal', 'goals', 'tune',
            'Steered', 'chart_at', 'steer']
 
 # %% ../nbs/18_control.ipynb #691c6129
@@ -32,6 +33,7 @@ class Draft:
     row_offset: np.ndarray | None = None
     key_count: int = 4
     duration_ms: float = math.inf
+    accent: np.ndarray | None = None       # (T,) in [0, 1]: the rows thinning keeps longest (`accents`)
 
 # %% ../nbs/18_control.ipynb #967073d9
 @dataclass(frozen=True)
@@ -52,14 +54,61 @@ def render(draft: Draft, knobs: Knobs = Knobs()) -> list[Note]:
     a[:K] = head_scores(draft, knobs.density)
     a[2 * K:3 * K] += knobs.holds
     if draft.row_logit is not None:
-        a = apply_rows(a, np.asarray(draft.row_logit) + knobs.density, draft.row_offset, K)
+        a = apply_rows(a, np.asarray(draft.row_logit) + row_shift(draft, knobs.density), draft.row_offset, K)
     return [n for n in C.array_to_notes(a, K, logits=True) if n.time < draft.duration_ms]
 
 # %% ../nbs/18_control.ipynb #f781438c
 def head_scores(draft: Draft, density: float = 0.0) -> np.ndarray:
-    "The head logits (K, T) shifted by `density` (at `HEAD_WEIGHT` when a refiner chooses the rows)."
-    w = HEAD_WEIGHT if draft.row_logit is not None else 1.0
-    return np.asarray(draft.logits[:draft.key_count], np.float32) + density * w
+    "The head logits (K, T) shifted by `density` (at `HEAD_WEIGHT` when a refiner chooses the rows, else by `row_shift`)."
+    a = np.asarray(draft.logits[:draft.key_count], np.float32)
+    return a + density * HEAD_WEIGHT if draft.row_logit is not None else a + row_shift(draft, density)
+
+# %% ../nbs/18_control.ipynb #acc3a001
+ACCENT = 1.0          # below density 0 a row needs logit > -density·(1 - ACCENT·accent): accented rows go last
+
+def row_shift(draft: Draft, density: float):
+    "What `density` adds to the row logits: all of it from 0 up; below 0, less on accented frames (nothing at 1)."
+    if density >= 0 or draft.accent is None: return density
+    return density * (1.0 - ACCENT * np.asarray(draft.accent, np.float32))
+
+# %% ../nbs/18_control.ipynb #acc3a003
+CHANGE_HOP = 256                            # samples per value of `harmonic_change` (11.6 ms)
+
+def harmonic_change(wave, sr: int = C.SAMPLE_RATE, hop: int = CHANGE_HOP) -> np.ndarray:
+    "Chroma flux, one value per hop: how much the pitch-class content changes (a new chord or note; drums barely count)."
+    import librosa
+    S = np.abs(librosa.stft(np.asarray(wave, np.float32), n_fft=2048, hop_length=hop)) ** 2
+    chroma = librosa.feature.chroma_stft(S=S, sr=sr, hop_length=hop)
+    return np.r_[0.0, np.linalg.norm(np.diff(chroma, axis=1), axis=0)].astype(np.float32)
+
+# %% ../nbs/18_control.ipynb #acc3a007
+def row_times(draft: Draft) -> np.ndarray:
+    "The time (ms) a row would have at each frame: the frame plus the refiner's row offset."
+    T = draft.logits.shape[1]
+    off = np.clip(draft.row_offset, 0, 1) if draft.row_offset is not None else np.zeros(T)
+    return (np.arange(T) + off) * C.FRAME_MS
+
+def grid_weight(times, bpm: float, offset: float, tol_ms: float = 25.0) -> np.ndarray:
+    "1 on the 1/1 and 1/2 lines of the tempo's grid, 0.5 on the 1/4 lines, 0 elsewhere."
+    t, w = np.asarray(times, float), np.zeros(len(times))
+    for div, wt in ((4, 0.5), (2, 1.0)):                          # the 1/2 grid holds the 1/1 lines
+        gap = 60000.0 / (bpm * div); m = (t - offset) / gap
+        w = np.where(np.abs(m - np.round(m)) * gap < tol_ms, wt, w)
+    return w
+
+# %% ../nbs/18_control.ipynb #acc3a008
+def accents(draft: Draft, change: np.ndarray, hop: int = CHANGE_HOP, w_change: float = 0.7) -> np.ndarray:
+    """(T,) in [0, 1], where a human keeps rows longest: `w_change` of it the rank of the `harmonic_change` at each
+    frame's row time (-10..+60 ms), the rest its `grid_weight` on the tempo fitted to the draft's own rows."""
+    from mug_nb.postprocess import align_chords, estimate_timing
+    t, n, per_ms = row_times(draft), len(change), C.SAMPLE_RATE / hop / 1000
+    lo = np.clip(((t - 10) * per_ms).astype(int), 0, n - 1)
+    hi = np.clip(((t + 60) * per_ms).astype(int) + 1, lo + 1, n)
+    v = np.array([change[a:b].max() for a, b in zip(lo, hi)])
+    rank = np.argsort(np.argsort(v, kind="stable"), kind="stable") / max(len(v) - 1, 1)
+    rows = [x.time for x in align_chords(render(draft), 20)]
+    grid = grid_weight(t, *estimate_timing(rows)) if len(rows) >= 8 else np.zeros(len(t))
+    return (w_change * rank + (1 - w_change) * grid).astype(np.float32)
 
 # %% ../nbs/18_control.ipynb #ec836948
 EMPHASES = PATTERNS + ("stamina",)

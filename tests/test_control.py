@@ -196,3 +196,31 @@ def test_steer_finishes_each_threshold_once_however_many_styles_it_tries(monkeyp
     thresholds = {(k.density, k.holds) for k in seen}
     assert styled >= 2 and len(seen) == st.trials
     assert len(calls) == len(thresholds) + styled < st.trials + styled     # fewer than one base per chart
+
+
+@pytest.mark.parametrize("rows", [True, False])
+def test_accent_keeps_accented_rows_when_thinning(rows):
+    "Issue 16: below density 0 the accented frames' rows go last; at density 0 and above the accent changes nothing."
+    d = toy_draft(rows=rows)
+    acc = np.zeros(d.logits.shape[1], np.float32); acc[::3] = 1.0
+    a = K.Draft(d.logits, d.row_logit, d.row_offset, accent=acc)
+    for x in (0.0, 2.0): assert K.render(a, K.Knobs(density=x)) == K.render(d, K.Knobs(density=x))
+    on = lambda notes: np.mean([round(n.time / C.FRAME_MS - 0.5) % 3 == 0 for n in notes])   # share on accented frames
+    low = K.Knobs(density=-3.0)
+    plain, kept = K.render(d, low), K.render(a, low)
+    assert len(kept) > 1.5 * len(plain) > 0 and on(kept) > on(plain) + 0.2
+    counts = [len(K.render(a, K.Knobs(density=x))) for x in (-12, -8, -4, -2, -1, 0)]
+    assert counts == sorted(counts)                                 # the knob stays monotone
+
+
+def test_harmonic_change_grid_weight_and_accents():
+    t = np.arange(3 * C.SAMPLE_RATE) / C.SAMPLE_RATE
+    chord = lambda fs: sum(np.sin(2 * np.pi * f * t) for f in fs)
+    wave = (np.where(t < 1.5, chord([262, 330, 392]), chord([349, 440, 523])) * 0.2).astype(np.float32)
+    change = K.harmonic_change(wave)
+    peak_ms = (np.argmax(change[8:]) + 8) * K.CHANGE_HOP / C.SAMPLE_RATE * 1000
+    assert abs(peak_ms - 1500) < 60                                 # C major → F major
+    assert K.grid_weight([0, 250, 500, 125, 60], 120, 0).tolist() == [1, 1, 1, 0.5, 0]
+    d = toy_draft(T=int(3000 / C.FRAME_MS))
+    acc = K.accents(d, change)
+    assert acc.shape == d.row_logit.shape and 0 <= acc.min() and acc.max() <= 1
