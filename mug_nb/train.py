@@ -534,13 +534,13 @@ def every(n: int, fn: Callable, stage: str = "diffusion") -> Callable:
         if st == stage and state["step"] % n == 0: fn(state, model)
     return callback
 
-# %% ../nbs/14_train.ipynb #55751f37
+# %% ../nbs/14_train.ipynb #b2106c81
 def _replayable(ds):
     "Make a `ChartDataset`'s augmentation draw from the (reseeded) global numpy RNG, so resume stays exact."
     ds._rng = lambda i: np.random.default_rng([int(np.random.randint(2**31)), i])
     return ds
 
-# %% ../nbs/14_train.ipynb #d600aa11
+# %% ../nbs/14_train.ipynb #e35bea7c
 def train_main(config_path, data_dir, out_dir, resume: bool = False, stop_after: int | None = None,
                progress: bool = True) -> dict:
     "Train on a `mug_nb.data` dataset folder (`mug-nb prepare`); returns the per-stage histories."
