@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 
@@ -33,7 +34,8 @@ class Draft:
     row_offset: np.ndarray | None = None
     key_count: int = 4
     duration_ms: float = math.inf
-    accent: np.ndarray | None = None       # (T,) in [0, 1]: the rows thinning keeps longest (`accents`)
+    accent: np.ndarray | Callable | None = None   # (T,) in [0, 1]: the rows thinning keeps longest (`accents`),
+                                                  # or a function that makes it when thinning first needs it
 
 # %% ../nbs/18_control.ipynb #967073d9
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ ACCENT = 1.0          # below density 0 a row needs logit > -density·(1 - ACCEN
 def row_shift(draft: Draft, density: float):
     "What `density` adds to the row logits: all of it from 0 up; below 0, less on accented frames (nothing at 1)."
     if density >= 0 or draft.accent is None: return density
+    if callable(draft.accent): draft.accent = draft.accent()        # made once, on the first thinning
     return density * (1.0 - ACCENT * np.asarray(draft.accent, np.float32))
 
 # %% ../nbs/18_control.ipynb #acc3a003

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import secrets
 import warnings
@@ -16,7 +17,7 @@ import numpy as np
 from .osu import AUDIO_EXTS, Beatmap, Note, read_osu, write_osu, dumps_osu, read_osz
 from . import chart as C
 from .diffusion import ddim_sample, ddim_timesteps
-from .control import Draft, Knobs, render, goals, steer
+from .control import Draft, Knobs, accents, goals, harmonic_change, render, steer
 from .model import model_vocab
 from .postprocess import SNAP_DIVISORS, beat_times, make_timing_point, postprocess, remove_minijacks, \
     snap_notes, timing_points_from_beats
@@ -205,14 +206,18 @@ def _refined_rows(model, logits, z_len: int, song: LoadedSong, prompt: dict | No
 # %% ../nbs/19_generate.ipynb #d1e4edcf
 def decode_drafts(model, z, duration_ms: float, key_count: int = 4, *, song: LoadedSong | None = None,
                   prompt: dict | None = None, refine: bool = True) -> list[Draft]:
-    """VAE-decode latents (B, C, L) into one `Draft` each (18_control): the logits, and the refiner's rows
-    when the model has a refiner and is given the `song` and `prompt`."""
+    """VAE-decode latents (B, C, L) into one `Draft` each (18_control): the logits, the refiner's rows when the
+    model has a refiner and is given the `song` and `prompt`, and, given the `song`, the accents that thinning keeps."""
     import torch
     with torch.no_grad(): logits = _net(model).first_stage_model.decode(z).float()
     rows = [(None, None)] * len(logits)
     if refine and getattr(model, 'refiner', None) is not None and song is not None:
         rows = _refined_rows(model, logits, z.shape[-1], song, prompt)
-    return [Draft(a, r, o, key_count, duration_ms) for a, (r, o) in zip(logits.cpu().numpy(), rows)]
+    drafts = [Draft(a, r, o, key_count, duration_ms) for a, (r, o) in zip(logits.cpu().numpy(), rows)]
+    if song is not None:                 # fewer stars keep the rows a human keeps (18_control); made only when thinning
+        change = functools.cache(lambda: harmonic_change(song.wave))
+        for d in drafts: d.accent = functools.partial(lambda d: accents(d, change()), d)
+    return drafts
 
 def decode_notes(model, z, duration_ms: float, key_count: int = 4, *, song: LoadedSong | None = None,
                  prompt: dict | None = None, refine: bool = True) -> list[list]:

@@ -224,3 +224,16 @@ def test_harmonic_change_grid_weight_and_accents():
     d = toy_draft(T=int(3000 / C.FRAME_MS))
     acc = K.accents(d, change)
     assert acc.shape == d.row_logit.shape and 0 <= acc.min() and acc.max() <= 1
+
+
+def test_generate_makes_the_accents_only_when_a_chart_is_thinned(song, monkeypatch):
+    made = []
+    real = K.harmonic_change
+    monkeypatch.setattr(K, "harmonic_change", lambda *a, **k: made.append(1) or real(*a, **k))
+    monkeypatch.setattr(G, "harmonic_change", K.harmonic_change)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        G.generate(song, {"sr": 4.0}, count=2, seed=1, tolerance=None)
+        assert not made                                                    # the model alone thins nothing
+        G.generate(song, {"sr": 1.0}, count=2, seed=1)
+    assert len(made) == 1                                                  # once per song, shared by the variants
