@@ -5,6 +5,8 @@
 # %% ../nbs/18_control.ipynb #62bb8d14
 from __future__ import annotations
 
+import functools
+import gc
 import math
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -350,7 +352,19 @@ def chart_at(draft: Draft, knobs: Knobs, finish, base: Beatmap | None = None) ->
     if not (knobs.style and knobs.strength > 0): return bm
     return finish(emphasise(bm.notes, knobs.style, knobs.strength, head_scores(draft, knobs.density), draft.key_count))
 
+# %% ../nbs/18_control.ipynb #c0ffee02
+def _pausing_gc(fn):
+    "Run `fn` with the cycle collector paused (reference counting still frees everything at once)."
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        was = gc.isenabled(); gc.disable()
+        try: return fn(*args, **kwargs)
+        finally:
+            if was: gc.enable()
+    return run
+
 # %% ../nbs/18_control.ipynb #3a3c9fb0
+@_pausing_gc
 def steer(draft: Draft, targets: list[Goal], finish, rounds: int = 3, max_evals: int = 10, budget: int = 24,
           start: Knobs | None = None) -> Steered:
     """Render `draft`, `finish` the notes into a `Beatmap` and turn the knobs until every goal is hit (or the closest).

@@ -237,3 +237,16 @@ def test_generate_makes_the_accents_only_when_a_chart_is_thinned(song, monkeypat
         assert not made                                                    # the model alone thins nothing
         G.generate(song, {"sr": 1.0}, count=2, seed=1)
     assert len(made) == 1                                                  # once per song, shared by the variants
+
+
+def test_steer_pauses_the_cycle_collector_and_restores_it():
+    import gc
+    seen = []
+    def finish(notes): seen.append(gc.isenabled()); return bare(notes)
+    assert gc.isenabled()
+    K.steer(toy_draft(), K.goals({"sr": 2.0}), finish)
+    assert seen and not any(seen) and gc.isenabled()
+    gc.disable()
+    try: K.steer(toy_draft(), [], finish)
+    finally: was = gc.isenabled(); gc.enable()
+    assert not was                                   # a collector the caller paused stays paused
