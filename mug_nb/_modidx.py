@@ -101,6 +101,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'mug_nb.control._chart_of': ('control.html#_chart_of', 'mug_nb/control.py'),
                                 'mug_nb.control._miss': ('control.html#_miss', 'mug_nb/control.py'),
                                 'mug_nb.control._narrow': ('control.html#_narrow', 'mug_nb/control.py'),
+                                'mug_nb.control._pausing_gc': ('control.html#_pausing_gc', 'mug_nb/control.py'),
                                 'mug_nb.control._rank': ('control.html#_rank', 'mug_nb/control.py'),
                                 'mug_nb.control._restyle': ('control.html#_restyle', 'mug_nb/control.py'),
                                 'mug_nb.control._row_columns': ('control.html#_row_columns', 'mug_nb/control.py'),
