@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python tools/train_bundled.py --out runs/bundled            # train (resumable: add --resume)
     python tools/train_bundled.py --out runs/bundled --install                     # copy the weights into mug_nb/assets
 
-On a machine with many cores and a GPU (accelerate picks the device; the GPU run in 14_train used these):
+On a machine with many cores and a GPU (accelerate picks the device; the GPU run in MODEL_CARD.md used these):
 
     python tools/train_bundled.py --out runs/gpu --synth-workers 15 --workers 14 --batch 64 \
         --data-cache /tmp/songs.npz --time-budget 600 ...     # --diff-steps follows a speed probe of the device
