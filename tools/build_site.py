@@ -20,6 +20,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# nbconvert (used by mkdocs-jupyter, here and in the mkdocs process) finds its templates under sys.prefix; in a
+# virtual environment over a system Python they live under the base prefix, so name both
+os.environ["JUPYTER_PATH"] = os.pathsep.join([*filter(None, [os.environ.get("JUPYTER_PATH")]),
+                                              *(str(Path(p) / "share" / "jupyter") for p in dict.fromkeys((sys.prefix, sys.base_prefix)))])
 SITE_NAME = "mug_nb: MuG Diffusion, step by step"
 # MathJax 2 typesets the formulas in a few chapters when the reader is online; offline they show as TeX source
 MATHJAX = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/latest.js?config=TeX-AMS_CHTML-full,Safe"
