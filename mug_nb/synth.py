@@ -16,8 +16,8 @@ from .osu import Beatmap, Note, TimingPoint, write_osu, write_osz
 
 # %% auto #0
 __all__ = ['PARTS', 'PART_WEIGHT', 'EVENT_DTYPE', 'GENRES', 'SWING8', 'SCALES', 'PROGRESSIONS', 'SECTION_PARTS', 'DIFFICULTIES',
-           'SAMPLE_SONGS', 'Arrangement', 'compose', 'render', 'Song', 'synth_song', 'Difficulty', 'chart_for_song',
-           'check_playable', 'song_info', 'write_sample', 'write_samples']
+           'CORNER_CHARTS', 'SAMPLE_SONGS', 'Arrangement', 'compose', 'render', 'Song', 'synth_song', 'Difficulty',
+           'chart_for_song', 'check_playable', 'song_info', 'write_sample', 'write_samples']
 
 # %% ../nbs/05_synth.ipynb #56968d85
 PARTS = ("kick", "snare", "clap", "hat", "ohat", "crash", "tom", "bass", "chord", "lead")
@@ -379,6 +379,11 @@ class Difficulty:
     min_ln_ms: float = 300.0
     od: float = 7.0
     hp: float = 7.0
+    grid_ms: float = 0.0          # > 0: beat subdivisions no finer than this are rows too (denser than the music)
+    chord_all: bool = False       # chords on any row, not only strong ones
+    min_chord: int = 2
+    roll_p: float = 1.0           # in a stream, the chance that the next note rolls on (else it jumps)
+    ln_fill: bool = False         # long notes hold until just before their column's next note (full-LN style)
 
 DIFFICULTIES = {
     "Easy": Difficulty("Easy", 1.5, 1.0, 300, ("kick", "snare", "clap", "crash", "chord", "lead"), .05, 2, 0, .25, 400, 6, 6),
@@ -416,7 +421,9 @@ def _pick_columns(rng, free, prev, size, gap, step_ms, key_count, direction, dif
     "Columns of one row: a jack (repeat), a stream step (roll on), or columns not just used; and the roll's direction."
     if rng.random() < diff.jack_p and all(c in free for c in prev):
         return list(prev)[:size], direction
-    if gap <= step_ms * 1.01 and size == 1:   # stream: roll across the columns
+    if gap <= step_ms * 1.01 and size == 1:   # stream: roll across the columns (or, with roll_p < 1, jump)
+        if diff.roll_p < 1 and rng.random() >= diff.roll_p:
+            return [int(rng.choice([c for c in free if c not in prev] or free))], direction
         if rng.random() < .2: direction = -direction
         c = (prev[-1] + direction) % key_count
         return [c if c in free else int(rng.choice(free))], direction
@@ -436,18 +443,18 @@ def _place(times, sal, sus, diff: Difficulty, key_count, step_ms, rng) -> list:
         free = [c for c in range(key_count) if busy[c] < t - 1]
         if not free: continue
         size = 1
-        if s >= strong and rng.random() < diff.chord_p:
-            size = int(rng.integers(2, diff.max_chord + 1))
+        if (diff.chord_all or s >= strong) and rng.random() < diff.chord_p:
+            size = int(rng.integers(diff.min_chord, diff.max_chord + 1))
         gap = t - times[k - 1] if k else 1e9
         cols, direction = _pick_columns(rng, free, prev, size, gap, step_ms, key_count, direction, diff)
         for c in cols:
             end = None
-            if d >= diff.min_ln_ms and rng.random() < diff.ln_p:
+            if not diff.ln_fill and d >= diff.min_ln_ms and rng.random() < diff.ln_p:
                 end = int(round(t + d)); busy[c] = end + step_ms
             else: busy[c] = t
             notes.append(Note(int(round(t)), int(c), end))
         prev = [int(c) for c in cols]
-    return notes
+    return _fill_lns(notes, diff, step_ms, rng) if diff.ln_fill else notes
 
 # %% ../nbs/05_synth.ipynb #512785bf
 def _beatmap(song: Song, notes, diff: Difficulty, key_count: int, audio_filename: str) -> Beatmap:
@@ -472,6 +479,7 @@ def chart_for_song(song: Song, difficulty: str | Difficulty = "Normal", key_coun
     rng = np.random.default_rng([seed, song.seed, key_count])
     step_ms = 60000 / song.bpm / 4
     times, sal, sus = _rows(song, diff.parts)
+    if diff.grid_ms: times, sal, sus = _with_grid(song, times, sal, sus, diff.grid_ms)
     min_gap = max(diff.min_gap_ms, diff.min_gap_beats * 4 * step_ms * .99)
     chosen = _select(times, sal, min_gap, int(diff.nps * song.duration), rng)
     notes = _place(times[chosen], sal[chosen], sus[chosen], diff, key_count, max(step_ms, min_gap) , rng)
@@ -484,6 +492,60 @@ def check_playable(beatmap: Beatmap) -> None:
     for n in sorted(beatmap.notes, key=lambda n: (n.time, n.column)):
         assert n.time > last.get(n.column, -1e9), f"overlap in column {n.column} at {n.time} ms"
         last[n.column] = n.end if n.end is not None else n.time
+
+# %% ../nbs/05_synth.ipynb #e9761ca6
+def _with_grid(song: Song, times, sal, sus, grid_ms: float):
+    "Add the beat grid (the finest of 1/1 … 1/16 whose step is ≥ `grid_ms`) as low-salience rows; onsets win ties."
+    beat = 60000.0 / song.bpm
+    n = max([g for g in (1, 2, 4, 8, 16) if beat / g >= grid_ms * .999] or [1])
+    grid = np.round(song.offset_ms + np.arange(int(song.duration * 1000 / beat * n) + 1) * beat / n)
+    grid = grid[(grid >= 0) & (grid < song.duration * 1000)]
+    j = np.clip(np.searchsorted(times, grid), 1, max(1, len(times) - 1))
+    near = (np.abs(grid - times[j - 1]) <= 2) | (np.abs(grid - times[np.minimum(j, len(times) - 1)]) <= 2) \
+        if len(times) else np.zeros(len(grid), bool)
+    grid = grid[~near]
+    order = np.argsort(np.concatenate([times, grid]), kind="stable")
+    return (np.concatenate([times, grid])[order], np.concatenate([sal, np.full(len(grid), .01)])[order],
+            np.concatenate([sus, np.zeros(len(grid))])[order])
+
+# %% ../nbs/05_synth.ipynb #c69eaa2a
+def _fill_lns(notes: list, diff: Difficulty, step_ms: float, rng) -> list:
+    "Full-LN style: with chance `ln_p`, a note holds until max(step, 60 ms) before its column's next note."
+    by_col, out = {}, []
+    for n in sorted(notes, key=lambda n: n.time): by_col.setdefault(n.column, []).append(n)
+    for col in sorted(by_col):
+        ns = by_col[col]
+        for a, b in zip(ns, ns[1:] + [None]):
+            end = (b.time if b is not None else a.time + 4 * step_ms) - max(step_ms, 60)
+            hold = end - a.time >= diff.min_ln_ms and rng.random() < diff.ln_p
+            out.append(Note(a.time, a.column, int(end)) if hold else a)
+    return out
+
+# %% ../nbs/05_synth.ipynb #1a934c63
+def _dense(name: str, ms: float, **k) -> tuple:
+    "A chart that fills the beat grid down to `ms` between rows (a stream unless `k` says otherwise)."
+    return ("Hard", {**dict(name=name, nps=40, min_gap_beats=0, min_gap_ms=ms * .95, grid_ms=ms, roll_p=.3,
+                            chord_p=0, jack_p=0, ln_p=0), **k})
+
+CORNER_CHARTS = (
+    _dense("stream 120", 120), _dense("stream 80", 80), _dense("stream 60", 60),
+    _dense("jumpstream 120", 120, chord_all=True, chord_p=.35), _dense("jumpstream 80", 80, chord_all=True, chord_p=.5, roll_p=0),
+    _dense("jumpstream 60", 60, chord_all=True, chord_p=.5, roll_p=0),
+    _dense("jumpstream 45", 45, chord_all=True, chord_p=.6, roll_p=0),
+    _dense("handstream 100", 100, chord_all=True, chord_p=.25, min_chord=3, max_chord=3),
+    _dense("handstream 75", 75, chord_all=True, chord_p=.2, min_chord=3, max_chord=3),
+    _dense("jacks 150", 150, jack_p=.6), _dense("jacks 100", 100, jack_p=.6),
+    _dense("chordjack 180", 180, chord_all=True, chord_p=.85, max_chord=4, jack_p=.5),
+    _dense("chordjack 120", 120, chord_all=True, chord_p=.85, max_chord=4, jack_p=.5),
+    _dense("chordjack 90", 90, chord_all=True, chord_p=.85, max_chord=4, jack_p=.5),
+    _dense("chordjack 65", 65, chord_all=True, chord_p=.85, max_chord=4, jack_p=.5),
+    ("Hard", dict(name="full LN", nps=6, min_gap_beats=.5, grid_ms=200, chord_p=.3, ln_fill=True, ln_p=.95, min_ln_ms=120)),
+    ("Hard", dict(name="full LN 110", nps=12, min_gap_beats=0, min_gap_ms=110, grid_ms=120, chord_p=.4, ln_fill=True,
+                  ln_p=.9, min_ln_ms=100)),
+    ("Hard", dict(name="hybrid", nps=8, min_gap_beats=.25, grid_ms=100, chord_p=.3, ln_fill=True, ln_p=.35, min_ln_ms=120)),
+    ("Easy", dict(name="beginner", nps=1.0, min_gap_beats=1, min_gap_ms=400, parts=("kick", "snare", "clap", "crash"),
+                  chord_p=0)),
+)
 
 # %% ../nbs/05_synth.ipynb #860d6c29
 def song_info(song: Song) -> dict:

@@ -156,3 +156,51 @@ def test_data_samples_match_their_onsets(samples):
         for c in charts:
             t = np.array([n.time for n in read_osu(c).notes])
             assert np.abs(t[:, None] - on[None]).min(1).max() <= 0.5
+
+
+def test_default_knobs_chart_exactly_as_the_shipped_samples(samples):
+    "The corner knobs are off by default: the sample charts written before they existed come out note for note."
+    from mug_nb.synth import SAMPLE_SONGS
+    spec = SAMPLE_SONGS[0]
+    folder = samples / "songs" / synth_song(**spec).name
+    if not folder.is_dir(): pytest.skip("data_samples/songs not generated")
+    song = synth_song(**spec)
+    for d in DIFFICULTIES:
+        shipped = read_osu(next(folder.glob(f"*[[]{d}[]].osu")))
+        assert chart_for_song(song, d).notes == shipped.notes, d
+
+
+def test_corner_knobs():
+    song = synth_song(3, duration=30)
+    on = song.onsets_ms
+    plain = chart_for_song(song, "Hard", ln_p=0, jack_p=0, chord_p=0)
+    grid = chart_for_song(song, "Hard", nps=40, min_gap_beats=0, min_gap_ms=57, grid_ms=60, ln_p=0, jack_p=0, chord_p=0)
+    t = np.array([n.time for n in grid.notes])
+    assert len(grid.notes) > 1.5 * len(plain.notes)                       # denser than the music's onsets
+    assert (np.abs(t[:, None] - on[None]).min(1) > 2).any()               # some rows sit on the grid, not on onsets
+    assert np.diff(np.unique(t)).min() >= 57 - 1
+    hands = chart_for_song(song, "Hard", chord_all=True, chord_p=1.0, min_chord=3, max_chord=3, jack_p=0, ln_p=0)
+    sizes = np.unique([n.time for n in hands.notes], return_counts=True)[1]
+    assert (sizes == 3).mean() > 0.9
+    full = chart_for_song(song, "Hard", grid_ms=200, ln_fill=True, ln_p=1.0, min_ln_ms=100)
+    assert sum(n.end is not None for n in full.notes) > 0.8 * len(full.notes)
+    check_playable(full); check_playable(grid); check_playable(hands)
+    kw = dict(nps=40, min_gap_beats=0, min_gap_ms=75, grid_ms=80, chord_p=0, jack_p=0, ln_p=0)
+    def steps(bm):
+        c = [n.column for n in sorted(bm.notes, key=lambda n: n.time)]
+        return np.mean([abs(b - a) in (1, 3) for a, b in zip(c, c[1:])])
+    assert steps(chart_for_song(song, "Hard", roll_p=0.0, **kw)) < steps(chart_for_song(song, "Hard", **kw)) - 0.1
+
+
+def test_corner_charts_reach_the_corners():
+    "CORNER_CHARTS spans what the four difficulties do not: > 6 stars, LN ratio > 0.8, and several top skillsets."
+    from mug_nb.features import SKILLSETS, prompt_from_chart
+    from mug_nb.synth import CORNER_CHARTS
+    song = synth_song(1000, duration=48)
+    ps = [prompt_from_chart(chart_for_song(song, d, seed=j, **o)) for j, (d, o) in enumerate(CORNER_CHARTS)]
+    base = [prompt_from_chart(chart_for_song(song, d)) for d in DIFFICULTIES]
+    assert max(p["sr"] for p in ps) > 6 > max(p["sr"] for p in base) + 1
+    assert max(p["ln_ratio"] for p in ps) > 0.8 and min(p["sr"] for p in ps) < 1
+    tops = {max(SKILLSETS[1:], key=lambda k: p[f"{k}_ett"]) for p in ps}
+    assert {"stream", "jackspeed", "chordjack"} <= tops
+    for j, (d, o) in enumerate(CORNER_CHARTS): check_playable(chart_for_song(song, d, seed=j, **o))

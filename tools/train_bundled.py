@@ -184,6 +184,8 @@ def main(argv=None):
     ap.add_argument("--songs", type=int, default=200)
     ap.add_argument("--val-songs", type=int, default=6)
     ap.add_argument("--duration", type=float, default=48.0)
+    ap.add_argument("--charts", choices=["base", "wide"], default="base",
+                    help="base: SYNTH_CHARTS (eight difficulties); wide: SYNTH_CHARTS + CORNER_CHARTS (05_synth)")
     ap.add_argument("--window", type=int, default=512)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--vae-batch", type=int, default=8)
@@ -290,13 +292,16 @@ def main(argv=None):
     t0 = time.time()
     vocab = model_vocab(cfg)
     cache = Path(args.data_cache) if args.data_cache else None
+    from mug_nb.synth import CORNER_CHARTS
+    from mug_nb.train import SYNTH_CHARTS
+    charts = SYNTH_CHARTS + (CORNER_CHARTS if args.charts == "wide" else ())
     if cache is not None and cache.exists():
         train, val = load_datasets(cache, window=args.window, duration=args.duration, vocab=vocab)
     else:
         train = synth_dataset(range(args.seed0, args.seed0 + args.songs), args.synth_workers, window=args.window,
-                              duration=args.duration, vocab=vocab, progress=True)
+                              duration=args.duration, vocab=vocab, charts=charts, progress=True)
         val = SynthChartDataset(range(VAL_SEED0, VAL_SEED0 + args.val_songs), window=args.window, hop=args.window,
-                                duration=args.duration, vocab=vocab, augment=False)
+                                duration=args.duration, vocab=vocab, charts=charts, augment=False)
         if cache is not None:
             save_datasets(cache, train, val)
     print(f"data: {len(train)} training windows from {args.songs} songs, {len(val)} validation windows "
