@@ -76,9 +76,9 @@ def requests(quick: bool):
         {k: (float(x) if isinstance(x, (np.floating, float)) else x) for k, x in p.items()})) for f, v, p in out]
 
 
-def run(songs, reqs, mode, count, seed):
+def run(songs, reqs, mode, count, seed, model=None):
     rows = []
-    model = G.load_bundled()
+    model = model if model is not None else G.load_bundled()
     for name, wave in songs:
         song = G.prepare_audio(wave, title=name)
         t0 = time.perf_counter()
@@ -174,7 +174,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--min-seconds", type=float, default=30.0, help="shorter real audio is reported apart (loops)")
     ap.add_argument("--plot", default=str(ROOT / "benchmarks" / "control_calibration.png"))
+    ap.add_argument("--model", default=None, help="checkpoint folder (default: the bundled model)")
     a = ap.parse_args(argv)
+    from mug_nb.model import load_checkpoint
+    model = load_checkpoint(a.model).eval() if a.model else None
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     real, loops = real_songs(a.min_seconds)
     synth = synthetic_songs(a.synthetic, 90.0)
@@ -183,8 +186,9 @@ def main(argv=None):
           f"{a.count} variant(s); seed {a.seed}")
     results = {}
     for mode in (("plain", "steered") if a.mode == "both" else (a.mode,)):
-        groups = {"real songs": run(real, reqs, mode, a.count, a.seed), "unseen synthetic songs": run(synth, reqs, mode, a.count, a.seed)}
-        if loops: groups["short loops (< %g s)" % a.min_seconds] = run(loops, reqs, mode, a.count, a.seed)
+        groups = {"real songs": run(real, reqs, mode, a.count, a.seed, model),
+                  "unseen synthetic songs": run(synth, reqs, mode, a.count, a.seed, model)}
+        if loops: groups["short loops (< %g s)" % a.min_seconds] = run(loops, reqs, mode, a.count, a.seed, model)
         for g, rows in groups.items():
             if rows: report(rows, f"{mode}: {g}")
         results[mode] = groups["real songs"] + groups["unseen synthetic songs"]
