@@ -51,6 +51,7 @@ class StageConfig:
     head_pos_weight: float | None = None  # VAE only: extra BCE on note heads with this positive weight (None: original)
     prompt_dropout_p: float = 0.5     # diffusion only: each prompt feature dropped with this probability
     uncond_p: float = 0.1             # diffusion only: the whole prompt dropped with this probability
+    few_p: float = 0.0                # rows that keep only 1-3 of their features (the way users ask), with this probability
     loss_beta: float = 0.02           # diffusion only: smooth-L1 β
     decay_from: int | None = None     # constant lr until this step, then linear decay to lr × min_lr_factor at max_steps
     min_lr_factor: float = 0.02
@@ -207,10 +208,16 @@ def load_training_checkpoint(path, model: torch.nn.Module, opt: torch.optim.Opti
 
 # %% ../nbs/14_train.ipynb #912c9ef1
 def drop_prompt(ids: torch.Tensor, missing: torch.Tensor, feature_p: float, all_p: float,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    "Replace prompt ids (B, F) by the `missing` ids (F,): each feature with prob `feature_p`, whole rows with `all_p`."
+                generator: torch.Generator | None = None, few_p: float = 0.0) -> torch.Tensor:
+    """Replace prompt ids (B, F) by the `missing` ids (F,): each feature with prob `feature_p`, whole rows with
+    `all_p`; and (`few_p`) rows that keep only 1-3 of their present features, as a user asks."""
     B, Fn = ids.shape
     drop = torch.rand(B, Fn, generator=generator) < feature_p
+    if few_p > 0:
+        few = torch.rand(B, 1, generator=generator) < few_p
+        keep = torch.randint(1, 4, (B, 1), generator=generator)
+        score = torch.rand(B, Fn, generator=generator) + (ids.cpu() == missing.cpu()).float()  # present ones first
+        drop = torch.where(few, score.argsort(1).argsort(1) >= keep, drop)
     drop |= (torch.rand(B, 1, generator=generator) < all_p)
     return torch.where(drop.to(ids.device), missing.to(ids.device).expand(B, Fn), ids)
 
@@ -227,7 +234,7 @@ def latent_diffusion_loss(ddpm: torch.nn.Module, batch: dict, sc: StageConfig, m
     m = ddpm.model
     with torch.no_grad(): x0 = m.encode(batch["note"]).mode()
     ids = batch["feature"].long()
-    if ddpm.training: ids = drop_prompt(ids, missing, sc.prompt_dropout_p, sc.uncond_p)
+    if ddpm.training: ids = drop_prompt(ids, missing, sc.prompt_dropout_p, sc.uncond_p, few_p=sc.few_p)
     loss, _ = diffusion_loss(ddpm, x0, m.cond_output(ids), m.wave_output(batch["audio"]),
                              parameterization=ddpm.parameterization, loss_type=ddpm.loss_type)
     return loss
@@ -269,7 +276,7 @@ def refiner_batch_loss(ddpm: torch.nn.Module, batch: dict, sc: StageConfig, miss
     "Stage-3 loss of one batch: the refiner's rows for (draft, log-mel, prompt with dropout) against the charted rows."
     from mug_nb.refiner import prompt_vector, refiner_loss
     ids = batch["feature"].long()
-    if ddpm.training: ids = drop_prompt(ids, missing, sc.prompt_dropout_p, sc.uncond_p)
+    if ddpm.training: ids = drop_prompt(ids, missing, sc.prompt_dropout_p, sc.uncond_p, few_p=sc.few_p)
     with torch.no_grad(): p = prompt_vector(ddpm.model.cond_output(ids))
     logit, offset = ddpm.refiner(batch["draft"], batch["audio"], p)
     return refiner_loss(logit, offset, batch["note"], ddpm.refiner.cfg.key_count)

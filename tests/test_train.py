@@ -137,6 +137,18 @@ def test_prompt_dropout_rates():
     assert torch.equal(drop_prompt(ids, miss, 0.0, 0.0), ids)
 
 
+def test_few_feature_prompts():
+    "few_p: rows keep only 1-3 of the features they have, every feature gets its turn alone, and p = 0 changes nothing."
+    ids = torch.arange(21).repeat(3000, 1) + 100; miss = torch.arange(21)
+    ids[:, 15:] = miss[15:]                                           # six features missing in the data itself
+    d = drop_prompt(ids, miss, 0.5, 0.0, torch.Generator().manual_seed(0), few_p=1.0)
+    kept = (d != miss).sum(1)
+    assert kept.min() == 1 and kept.max() == 3 and abs((kept == 1).float().mean() - 1 / 3) < 0.05
+    assert (d[kept == 1][:, :15] != miss[:15]).any(0).all() and (d[:, 15:] == miss[15:]).all()
+    g = lambda: torch.Generator().manual_seed(5)
+    assert torch.equal(drop_prompt(ids, miss, 0.5, 0.1, g()), drop_prompt(ids, miss, 0.5, 0.1, g(), few_p=0.0))
+
+
 def test_mirror_and_augment():
     a = np.zeros((16, 5), np.float32); a[0, 1] = 1; a[4, 1] = 0.3; a[11, 2] = 1
     m = mirror_notes(a)

@@ -66,7 +66,7 @@ def bundled_train_config(args) -> TrainConfig:
                         head_pos_weight=args.head_pos_weight, decay_from=getattr(args, "vae_decay_from", None)),
         diffusion=StageConfig(lr=args.lr, batch_size=args.batch, epochs=1000, max_steps=args.diff_steps,
                               optimizer="adamw", weight_decay=0.01, prompt_dropout_p=0.5, uncond_p=0.1,
-                              decay_from=args.decay_from),
+                              few_p=getattr(args, "few_p", 0.0), decay_from=args.decay_from),
         refiner=StageConfig(lr=getattr(args, "refiner_lr", 2e-3), batch_size=getattr(args, "refiner_batch", 16),
                             epochs=1000, max_steps=getattr(args, "refiner_steps", 3000), optimizer="adamw",
                             weight_decay=0.01, grad_clip=1.0, prompt_dropout_p=0.3, uncond_p=0.1, decay_from=0),
@@ -186,6 +186,8 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=48.0)
     ap.add_argument("--charts", choices=["base", "wide"], default="base",
                     help="base: SYNTH_CHARTS (eight difficulties); wide: SYNTH_CHARTS + CORNER_CHARTS (05_synth)")
+    ap.add_argument("--few-p", type=float, default=0.0,
+                    help="diffusion: share of prompts cut to 1-3 features, as users ask (14_train, drop_prompt)")
     ap.add_argument("--window", type=int, default=512)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--vae-batch", type=int, default=8)
@@ -258,27 +260,30 @@ def main(argv=None):
         meta = json.loads((src / "config.json").read_text())
         hist = out / "history.json"
         old = json.loads((dst / "config.json").read_text()) if (dst / "config.json").exists() else {}
-        if hist.exists():
+        if hist.exists():   # the stages this run trained replace their records; the others' are kept
             h = json.loads(hist.read_text())
-            meta["training"] = {**(old.get("training", {}) if "diffusion" not in h else {}), **{k: {"steps": v["step"], "seconds": round(v["seconds"], 1),
+            meta["training"] = {**old.get("training", {}), **{k: {"steps": v["step"], "seconds": round(v["seconds"], 1),
                                     "final_train_loss": sum(v["train_loss"][-100:]) / max(1, len(v["train_loss"][-100:])),
                                     "val_loss": v["val_loss"]} for k, v in h.items()}}
             every = 20   # loss curves, averaged over blocks of `every` steps, for the plot in 14_train
-            meta["curves"] = {**(old.get("curves", {}) if "diffusion" not in h else {}), **{k: {"every": every, "val_loss": v["val_loss"],
+            meta["curves"] = {**old.get("curves", {}), **{k: {"every": every, "val_loss": v["val_loss"],
                                   "train_loss": [round(sum(v["train_loss"][i:i + every]) / len(v["train_loss"][i:i + every]), 5)
                                                  for i in range(0, len(v["train_loss"]), every)]} for k, v in h.items()}}
             cmd = json.loads((out / "command.json").read_text())
             flag = lambda k, v: f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
             flags = lambda ks: " ".join(flag(k, v) for k, v in cmd.items() if k in ks and v not in (None, False))
             if "diffusion" in h:
-                meta["reproduce"] = "OMP_NUM_THREADS=1 python tools/train_bundled.py " + flags(
-                    [k for k in cmd if k not in ("out", "resume", "install", "finalize", "stages") and not k.startswith("refiner")])
+                this = "OMP_NUM_THREADS=1 python tools/train_bundled.py " + flags(
+                    [k for k in cmd if k not in ("out", "resume", "install", "finalize") and not k.startswith("refiner")])
             else:                                        # a refiner run on top of the installed model
-                meta["reproduce"] = (old.get("reproduce", "") + "; then the refiner: OMP_NUM_THREADS=1 python "
-                                     "tools/train_bundled.py --stages refiner " + flags(
-                                         ("unet_channels", "onset_bands", "prompt_embedding", "refiner_channels",
-                                          "refiner_steps", "refiner_lr", "refiner_batch", "songs", "seed0",
-                                          "synth_workers", "init_from")))
+                this = "OMP_NUM_THREADS=1 python tools/train_bundled.py --stages refiner " + flags(
+                    ("unet_channels", "onset_bands", "prompt_embedding", "refiner_channels", "refiner_steps",
+                     "refiner_lr", "refiner_batch", "songs", "seed0", "charts", "synth_workers", "init_from"))
+            if cmd.get("init_from"):                     # a warm start: the chain is in the model card
+                meta["reproduce"] = ("a chain of warm-started runs of tools/train_bundled.py, every command in "
+                                     f"MODEL_CARD.md; the last: {this}")
+            else:
+                meta["reproduce"] = this if "diffusion" in h else f"{old.get('reproduce', '')}; then the refiner: {this}"
         meta["sampling"] = {"cfg_scale": args.recommend_cfg,       # read by generate.guidance_scale
                             "steps": args.recommend_steps}         # ... and generate.sampling_steps
         (dst / "config.json").write_text(json.dumps(meta, indent=1))
