@@ -527,6 +527,7 @@ def _dense(name: str, ms: float, **k) -> tuple:
     return ("Hard", {**dict(name=name, nps=40, min_gap_beats=0, min_gap_ms=ms * .95, grid_ms=ms, roll_p=.3,
                             chord_p=0, jack_p=0, ln_p=0), **k})
 
+# %% ../nbs/05_synth.ipynb #f946bade
 CORNER_CHARTS = (
     _dense("stream 120", 120), _dense("stream 80", 80), _dense("stream 60", 60),
     _dense("jumpstream 120", 120, chord_all=True, chord_p=.35), _dense("jumpstream 80", 80, chord_all=True, chord_p=.5, roll_p=0),
