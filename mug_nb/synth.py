@@ -500,10 +500,10 @@ def _with_grid(song: Song, times, sal, sus, grid_ms: float):
     n = max([g for g in (1, 2, 4, 8, 16) if beat / g >= grid_ms * .999] or [1])
     grid = np.round(song.offset_ms + np.arange(int(song.duration * 1000 / beat * n) + 1) * beat / n)
     grid = grid[(grid >= 0) & (grid < song.duration * 1000)]
-    j = np.clip(np.searchsorted(times, grid), 1, max(1, len(times) - 1))
-    near = (np.abs(grid - times[j - 1]) <= 2) | (np.abs(grid - times[np.minimum(j, len(times) - 1)]) <= 2) \
-        if len(times) else np.zeros(len(grid), bool)
-    grid = grid[~near]
+    if len(times):                                           # drop grid points within 2 ms of an onset
+        j = np.searchsorted(times, grid)
+        before, after = times[np.maximum(j - 1, 0)], times[np.minimum(j, len(times) - 1)]
+        grid = grid[(np.abs(grid - before) > 2) & (np.abs(grid - after) > 2)]
     order = np.argsort(np.concatenate([times, grid]), kind="stable")
     return (np.concatenate([times, grid])[order], np.concatenate([sal, np.full(len(grid), .01)])[order],
             np.concatenate([sus, np.zeros(len(grid))])[order])
