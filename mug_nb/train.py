@@ -443,7 +443,9 @@ def train_model(train_ds, val_ds, tc: TrainConfig, out_dir, resume: bool = False
                                   stop_after=stop_after, progress=progress, callback=callback)
         if stop_after is not None:                            # `stop_after` counts the steps of all stages
             stop_after = stop_after - hist[stage]["step"] if hist[stage]["finished"] else 0
-    save_checkpoint(model, cfg, out_dir / "model", extra={"train_config": tc.to_dict()})
+    # a refiner learned from drafts made at these settings, so `generate` samples this model the same way
+    sampling = {"sampling": {"cfg_scale": tc.draft_cfg, "steps": tc.draft_steps}} if model.refiner is not None else {}
+    save_checkpoint(model, cfg, out_dir / "model", extra={"train_config": tc.to_dict(), **sampling})
     (out_dir / "history.json").write_text(json.dumps({k: {kk: v[kk] for kk in ("train_loss", "val_loss", "step", "seconds")}
                                                       for k, v in hist.items()}))
     return model, hist

@@ -88,6 +88,7 @@ def test_checkpoint_files_are_not_pickles(straight, data, tmp_path):
     from mug_nb.model import load_checkpoint
     m = load_checkpoint(tmp_path / "model")
     assert m.config.prompt.vocab == "default"
+    assert "sampling" not in m.meta                           # no refiner: generate keeps the original's settings
 
 
 def test_optimizer_and_rng_roundtrip(tmp_path):
@@ -241,6 +242,8 @@ def test_bundled_refiner_stage_trains_only_the_refiner(tmp_path, monkeypatch):
           "--refiner-batch", "4", "--recommend-steps", "2", "--init-from", str(tmp_path / "init.safetensors"), *flags])
     m = load_checkpoint(tmp_path / "run" / "model")
     assert m.refiner is not None and m.config.refiner.channels == 16
+    from mug_nb.generate import sampling_settings              # sampled the way its refiner's drafts were made
+    assert m.meta["sampling"] == {"cfg_scale": 1.0, "steps": 2} and sampling_settings(m) == (2, 1.0)
     after = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
     # everything else is frozen; S4 kernels re-express C when they first meet a longer input (10_s4), a change of
     # parameterisation that computes the same function

@@ -246,7 +246,8 @@ def main(argv=None):
         with torch.no_grad(): model.model.first_stage_model.decoder.conv_out.bias[:4] -= shift
         hist = {k: json.loads((out / k / "last" / "state.json").read_text()) for k in ("vae", "diffusion")}
         tc.vae.max_steps, tc.diffusion.max_steps = hist["vae"]["step"], hist["diffusion"]["step"]
-        save_checkpoint(model, model.config, out / "model", extra={"train_config": tc.to_dict()})
+        sampling = {"sampling": {"cfg_scale": tc.draft_cfg, "steps": tc.draft_steps}} if model.refiner is not None else {}
+        save_checkpoint(model, model.config, out / "model", extra={"train_config": tc.to_dict(), **sampling})
         (out / "history.json").write_text(json.dumps({k: {kk: v[kk] for kk in ("train_loss", "val_loss", "step", "seconds")}
                                                       for k, v in hist.items()}))
         cmd = json.loads((out / "command.json").read_text())
