@@ -161,7 +161,7 @@ def _add_generate(sub):
     p.add_argument("--steps", type=int, metavar="N", default=None,
                    help="DDIM steps (default: the model's own, 10 for the bundled model, else 50)")
     p.add_argument("--cfg", type=float, metavar="SCALE", default=None,
-                   help="classifier-free guidance scale (default: the model's own, 1 for the bundled model, else 5)")
+                   help="classifier-free guidance scale (default: the model's own, 2 for the bundled model, else 5)")
     p.add_argument("--seed", type=int, metavar="N", default=None, help="random seed (same seed, same charts)")
     p.add_argument("--checkpoint", metavar="CKPT", help="an original MuG Diffusion checkpoint (.ckpt) or one of ours (folder)")
     p.add_argument("--config", metavar="YAML", help="the original's model.yaml, with --checkpoint")

@@ -121,8 +121,10 @@ def test_generate_same_seed_same_charts(model, song_file):
     b = G.generate(song_file, {"sr": 3.0}, count=2, steps=4, seed=11, model=model)
     assert len(a) == 2 and [x.notes for x in a] == [x.notes for x in b]
     assert "seed=11" in a[0].metadata["AIPrompt"]
-    # variant i is seeded with seed + i (batch size may change float rounding, so allow a few ms here and there)
-    c = G.generate(song_file, {"sr": 3.0}, count=1, steps=4, seed=12, model=model)
+    # variant i is seeded with seed + i (batch size may change float rounding, so allow a few ms here and there);
+    # the control loop is off here, since with it on a later variant starts its search where the one before landed
+    a = G.generate(song_file, {"sr": 3.0}, count=2, steps=4, seed=11, model=model, tolerance=None)
+    c = G.generate(song_file, {"sr": 3.0}, count=1, steps=4, seed=12, model=model, tolerance=None)
     same = len(set(c[0].notes) & set(a[1].notes)) / max(1, len(a[1].notes))
     assert same > 0.95 and abs(len(c[0].notes) - len(a[1].notes)) <= 0.05 * len(a[1].notes) + 1
 
