@@ -706,6 +706,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'mug_nb.train._train_vae': ('train.html#_train_vae', 'mug_nb/train.py'),
                               'mug_nb.train.augment_mel': ('train.html#augment_mel', 'mug_nb/train.py'),
                               'mug_nb.train.batch_seed': ('train.html#batch_seed', 'mug_nb/train.py'),
+                              'mug_nb.train.checkpoint_meta': ('train.html#checkpoint_meta', 'mug_nb/train.py'),
                               'mug_nb.train.drop_prompt': ('train.html#drop_prompt', 'mug_nb/train.py'),
                               'mug_nb.train.evaluate_loss': ('train.html#evaluate_loss', 'mug_nb/train.py'),
                               'mug_nb.train.every': ('train.html#every', 'mug_nb/train.py'),

@@ -29,8 +29,8 @@ __all__ = ['STAGES', 'SYNTH_CHARTS', 'TrainError', 'StageConfig', 'TrainConfig',
            'batch_seed', 'EpochBatchSampler', 'optimizer_state', 'restore_optimizer', 'rng_state', 'set_rng_state',
            'save_training_checkpoint', 'load_training_checkpoint', 'drop_prompt', 'missing_ids',
            'latent_diffusion_loss', 'make_drafts', 'DraftDataset', 'refiner_batch_loss', 'lr_at', 'evaluate_loss',
-           'fit', 'plot_history', 'split_dataset', 'train_model', 'augment_mel', 'mirror_notes', 'SynthChartDataset',
-           'window_prompt_ids', 'every', 'train_main']
+           'fit', 'plot_history', 'split_dataset', 'checkpoint_meta', 'train_model', 'augment_mel', 'mirror_notes',
+           'SynthChartDataset', 'window_prompt_ids', 'every', 'train_main']
 
 # %% ../nbs/14_train.ipynb #29ff7bcb
 class TrainError(ValueError):
@@ -421,6 +421,13 @@ def _train_refiner(model, cfg: Config, tc: TrainConfig, train_ds, val_ds, progre
     return fit("refiner", model, list(model.refiner.parameters()), lf, drafts(train_ds), drafts(val_ds), tc,
                progress=progress, **run)
 
+# %% ../nbs/14_train.ipynb #6cfc1c46
+def checkpoint_meta(tc: TrainConfig, model) -> dict:
+    "A trained checkpoint's record: its `TrainConfig` and, with a refiner, the drafts' sampling (what `generate` uses)."
+    meta = {"train_config": tc.to_dict()}
+    if model.refiner is not None: meta["sampling"] = {"cfg_scale": tc.draft_cfg, "steps": tc.draft_steps}
+    return meta
+
 # %% ../nbs/14_train.ipynb #86c3e6da
 STAGES = {"vae": _train_vae, "diffusion": _train_diffusion, "refiner": _train_refiner}
 
@@ -443,9 +450,7 @@ def train_model(train_ds, val_ds, tc: TrainConfig, out_dir, resume: bool = False
                                   stop_after=stop_after, progress=progress, callback=callback)
         if stop_after is not None:                            # `stop_after` counts the steps of all stages
             stop_after = stop_after - hist[stage]["step"] if hist[stage]["finished"] else 0
-    # a refiner learned from drafts made at these settings, so `generate` samples this model the same way
-    sampling = {"sampling": {"cfg_scale": tc.draft_cfg, "steps": tc.draft_steps}} if model.refiner is not None else {}
-    save_checkpoint(model, cfg, out_dir / "model", extra={"train_config": tc.to_dict(), **sampling})
+    save_checkpoint(model, cfg, out_dir / "model", extra=checkpoint_meta(tc, model))
     (out_dir / "history.json").write_text(json.dumps({k: {kk: v[kk] for kk in ("train_loss", "val_loss", "step", "seconds")}
                                                       for k, v in hist.items()}))
     return model, hist

@@ -232,7 +232,7 @@ def main(argv=None):
         # reproduce it with --diff-steps set to the step printed here).
         from safetensors.torch import load_model
         from mug_nb.model import build_model, save_checkpoint
-        from mug_nb.train import model_config
+        from mug_nb.train import checkpoint_meta, model_config
         # the run's own training config (its lr, batch, ...), not this command's defaults; the architecture flags
         # given here must agree with it, or the weights would not load
         saved = out / "train_config.json"
@@ -246,8 +246,7 @@ def main(argv=None):
         with torch.no_grad(): model.model.first_stage_model.decoder.conv_out.bias[:4] -= shift
         hist = {k: json.loads((out / k / "last" / "state.json").read_text()) for k in ("vae", "diffusion")}
         tc.vae.max_steps, tc.diffusion.max_steps = hist["vae"]["step"], hist["diffusion"]["step"]
-        sampling = {"sampling": {"cfg_scale": tc.draft_cfg, "steps": tc.draft_steps}} if model.refiner is not None else {}
-        save_checkpoint(model, model.config, out / "model", extra={"train_config": tc.to_dict(), **sampling})
+        save_checkpoint(model, model.config, out / "model", extra=checkpoint_meta(tc, model))
         (out / "history.json").write_text(json.dumps({k: {kk: v[kk] for kk in ("train_loss", "val_loss", "step", "seconds")}
                                                       for k, v in hist.items()}))
         cmd = json.loads((out / "command.json").read_text())
